@@ -1,0 +1,111 @@
+"""Console entry points: ``dlt-run`` (Hydra app), ``dlt-claims``, ``dlt-report``.
+
+Only this module and ``run.py`` touch Hydra. Errors a user can fix end with a one-line
+message and exit status 2; ``HYDRA_FULL_ERROR=1`` shows the full trace instead.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from dlt_runner import CONFIG_DIR
+from dlt_runner.core.errors import USER_ERROR_EXIT, ConfigError
+
+# Fixed for the life of this process (and cached into every job's config by Hydra), so all
+# jobs of one sweep agree on the sweep dir while two launches in the same second never collide.
+_LAUNCH_TOKEN = f"{os.getpid()}{secrets.token_hex(2)}"
+if not OmegaConf.has_resolver("dlt.unique"):
+    OmegaConf.register_new_resolver("dlt.unique", lambda: _LAUNCH_TOKEN, use_cache=True)
+
+
+def _task(cfg: DictConfig) -> Any:
+    """One Hydra job: run the experiment, return the metric a sweeper optimises (if any)."""
+    from dlt_runner.run import run
+
+    record = run(cfg)
+    name = cfg.get("optimized_metric")
+    if not name:
+        return None
+    if record["status"] != "ok":
+        return float("nan")
+    if name not in record["metrics"]:
+        raise ConfigError(
+            f"optimized_metric={name} is not a final metric of this run; "
+            f"choose one of: {', '.join(sorted(record['metrics']))}"
+        )
+    return record["metrics"][name]
+
+
+def _hydra_app() -> None:
+    import hydra
+
+    hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")(_task)()
+
+
+def _report_errors(program: str, main: Callable[[], Any]) -> Any:
+    """Run ``main``; user mistakes become ``program: error: ...`` and exit 2, bugs keep a trace."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    full_trace = bool(os.environ.get("HYDRA_FULL_ERROR"))
+    # Hydra prints and exits 1 on its own; asked for the full error, it re-raises to us instead.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        return main()
+    except (ConfigError, HydraException, OmegaConfBaseException) as error:
+        if full_trace or _is_bug(error):
+            raise
+        print(f"{program}: error: {_message(error)}", file=sys.stderr)
+        raise SystemExit(USER_ERROR_EXIT) from None
+    except Exception:
+        if full_trace:
+            raise
+        traceback.print_exc()
+        raise SystemExit(1) from None
+    finally:
+        if not full_trace:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+def _is_bug(error: BaseException) -> bool:
+    """An instantiation failure that is not about the config is a bug in our code."""
+    from hydra.errors import InstantiationException
+
+    return isinstance(error, InstantiationException) and not isinstance(error.__cause__, ConfigError)
+
+
+def _message(error: BaseException) -> str:
+    parts = [str(error).strip()]
+    cause = error.__cause__
+    if cause is not None and str(cause).strip() and str(cause).strip() not in parts[0]:
+        parts.append(str(cause).strip())
+    return "\n".join(parts)
+
+
+def run_main() -> None:
+    """``dlt-run [overrides...]`` / ``dlt-run -m key=a,b ...`` (Hydra command line)."""
+    _report_errors("dlt-run", _hydra_app)
+
+
+def claims_main(argv: list[str] | None = None) -> None:
+    """``dlt-claims <paper>|all [overrides...]``: run claim grids, print holds/fails, exit 0/1."""
+    from dlt_runner.core.claims import main as claims
+
+    argv = sys.argv[1:] if argv is None else argv
+    code = _report_errors("dlt-claims", lambda: claims(argv))
+    raise SystemExit(code)
+
+
+def report_main(argv: list[str] | None = None) -> None:
+    """``dlt-report SWEEP_DIR``: summary.csv, mean ± std over seeds, plots of swept metrics."""
+    from dlt_runner.core.report import main as report
+
+    argv = sys.argv[1:] if argv is None else argv
+    raise SystemExit(_report_errors("dlt-report", lambda: report(argv)))

@@ -1,0 +1,117 @@
+"""Checks a composed config before anything is built: each failure is a :class:`ConfigError`.
+
+Hydra already refuses unknown groups, options and keys. What YAML cannot say, checked here:
+missing required values (``???``), values whose type differs from the default they override
+(``trainer.max_steps=abc``), plain ``ddp`` inside a multirun, and a missing experiment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from dlt_runner import CONFIG_DIR
+from dlt_runner.core.errors import ConfigError
+
+
+def available_experiments(config_dir: Path = CONFIG_DIR) -> list[str]:
+    """Experiment names as users type them (``imde/pendulum``)."""
+    root = config_dir / "experiment"
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+
+
+def check_selected(cfg: DictConfig) -> None:
+    """A run needs a model and a dataset, normally from an experiment."""
+    missing = [group for group in ("model", "data") if not cfg.get(group)]
+    if missing:
+        raise ConfigError(
+            f"no {' and no '.join(missing)} selected; pick an experiment, e.g. "
+            f"experiment=imde/pendulum. Available: {', '.join(available_experiments())}"
+        )
+
+
+def check_missing(cfg: DictConfig) -> None:
+    """Every ``???`` value must be set on the command line."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(
+            f"missing required value(s): {', '.join(missing)}; set them on the command line "
+            f"(e.g. {missing[0]}=...)"
+        )
+
+
+def check_strategy(cfg: DictConfig, multirun: bool) -> None:
+    """Lightning's plain ``ddp`` re-executes argv per rank: inside ``-m`` that re-runs the sweep."""
+    strategy = cfg.get("trainer", {}).get("strategy")
+    name = strategy if isinstance(strategy, str) else None
+    if multirun and name in ("ddp", "fsdp"):
+        raise ConfigError(
+            f"trainer.strategy={name} cannot run inside a multirun (-m): Lightning re-executes the "
+            "command line once per rank, which would re-run the whole sweep. Use "
+            "trainer.strategy=ddp_spawn (e.g. trainer=ddp_sim on CPUs) or the SLURM launcher "
+            "(hydra/launcher=submitit_slurm, one job per run)."
+        )
+
+
+_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+
+
+def check_override_types(cfg: DictConfig, baseline: DictConfig, overrides: Iterable[str]) -> None:
+    """Each ``key=value`` override must keep the type of the value it replaces.
+
+    ``baseline`` is the same config composed without the value overrides (config groups
+    kept), so its leaves are the defaults the user meant to change.
+    """
+    for override in overrides:
+        key = _override_key(override)
+        if key is None:
+            continue
+        default = OmegaConf.select(baseline, key, default=None, throw_on_missing=False)
+        value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if default is None or value is None:
+            continue
+        problem = _type_problem(default, value)
+        if problem:
+            raise ConfigError(f"{key} expects {problem} (default: {_show(default)}), got {_show(value)}")
+
+
+def value_overrides(overrides: Iterable[str], config_dir: Path = CONFIG_DIR) -> tuple[list, list]:
+    """Split overrides into (config-group choices, value assignments)."""
+    groups, values = [], []
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("~+").split("@", 1)[0]
+        is_group = key.startswith("hydra") or (config_dir / key.replace(".", "/")).is_dir()
+        (groups if is_group else values).append(override)
+    return groups, values
+
+
+def _override_key(override: str) -> str | None:
+    if "=" not in override or override.startswith(("~", "+")):
+        return None
+    key = override.split("=", 1)[0]
+    return None if key.startswith("hydra") else key
+
+
+def _type_problem(default: Any, value: Any) -> str | None:
+    if isinstance(default, (DictConfig, ListConfig)):
+        kind = "a mapping" if isinstance(default, DictConfig) else "a list"
+        return None if isinstance(value, type(default)) else kind
+    if isinstance(value, (DictConfig, ListConfig)):
+        return _TYPE_NAMES.get(type(default), "a scalar")
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else _TYPE_NAMES[bool]
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else _TYPE_NAMES[int]
+    if isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if ok else _TYPE_NAMES[float]
+    return None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (DictConfig, ListConfig)):
+        return str(OmegaConf.to_container(value))
+    return repr(value)

@@ -1,0 +1,282 @@
+"""``run(cfg)``: the whole lifecycle of one run, no CLI concerns.
+
+1. check the config and seed everything; 2. build data, model, loggers, callbacks and
+trainer; 3. log the resolved config; 4. fit (resuming from ``ckpt_path``); 5. test;
+6. collect final metrics (trainer's + the module's analysis); 7. write ``metrics.json``
+atomically; 8. always finish the loggers; 9. return the metrics (the CLI hands the value
+named by ``optimized_metric`` to sweepers).
+
+Heavy imports (torch, Lightning, W&B) happen inside :func:`run`, so composing or printing
+a config stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from dlt_runner.core import config_checks
+from dlt_runner.core.errors import ConfigError
+from dlt_runner.core.metrics_file import write_metrics
+
+
+@dataclass
+class Runtime:
+    """What the launcher tells a job about itself (Hydra's runtime, or defaults outside Hydra)."""
+
+    run_dir: Path
+    multirun: bool = False
+    group: str = "run"
+    job_name: str = "run"
+    overrides: list[str] = field(default_factory=list)
+    parallel_launcher: bool = False
+
+    @classmethod
+    def from_hydra(cls, cfg: DictConfig) -> Runtime:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if not HydraConfig.initialized():
+            return cls(run_dir=Path(cfg.paths.run_dir))
+        hydra = HydraConfig.get()
+        multirun = hydra.mode == RunMode.MULTIRUN
+        base_dir = Path(hydra.sweep.dir if multirun else hydra.run.dir)
+        launcher = str(hydra.launcher.get("_target_", ""))
+        return cls(
+            run_dir=Path(hydra.runtime.output_dir),
+            multirun=multirun,
+            group=f"{cfg.task_name}-{base_dir.name}",
+            job_name=hydra.job.override_dirname or cfg.task_name,
+            overrides=list(hydra.overrides.task),
+            parallel_launcher="BasicLauncher" not in launcher,
+        )
+
+
+def run(cfg: DictConfig, runtime: Runtime | None = None) -> dict[str, Any]:
+    """Fit, test and analyse one configured experiment; returns its ``metrics.json`` record."""
+    runtime = runtime or Runtime.from_hydra(cfg)
+    _check(cfg, runtime)
+    _set_threads(cfg.get("threads", "auto"), runtime)
+
+    import pytorch_lightning as pl
+
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    resume_from = _resolve_checkpoint(cfg.get("ckpt_path"), runtime.run_dir)
+    parts = _build(cfg, runtime, resume_from)
+    started = time.perf_counter()
+    record: dict[str, Any] = {"status": "failed", "metrics": {}}
+    status = "failed"
+    try:
+        from dlt_runner.core.loggers import log_config
+
+        log_config(parts.loggers, OmegaConf.to_container(cfg, resolve=True))
+        record = _fit_test_analyse(cfg, parts, resume_from)
+        status = "success"
+    except BaseException as error:
+        record["error"] = f"{type(error).__name__}: {error}"
+        raise
+    finally:
+        record["seconds"] = round(time.perf_counter() - started, 3)
+        record["timing"] = {"fit_seconds": round(parts.timer.fit_seconds, 3), "steps": parts.timer.steps}
+        if parts.trainer.is_global_zero:
+            write_metrics(runtime.run_dir, record)
+        from dlt_runner.core.loggers import finish
+
+        finish(parts.loggers, status)
+    return record
+
+
+# --------------------------------------------------------------------------- checks
+def _check(cfg: DictConfig, runtime: Runtime) -> None:
+    config_checks.check_selected(cfg)
+    config_checks.check_missing(cfg)
+    config_checks.check_strategy(cfg, runtime.multirun)
+    try:
+        int(cfg.seed)
+    except (TypeError, ValueError):
+        raise ConfigError(f"seed must be an integer, got {cfg.seed!r}") from None
+    if runtime.overrides:
+        config_checks.check_override_types(cfg, _baseline(runtime.overrides), runtime.overrides)
+
+
+def _baseline(overrides: list[str]) -> DictConfig:
+    """The config with the same groups but none of the value overrides (for type checks)."""
+    from hydra import compose
+    from hydra.core.global_hydra import GlobalHydra
+
+    groups, _ = config_checks.value_overrides(overrides)
+    if not GlobalHydra.instance().is_initialized():
+        return OmegaConf.create()
+    return compose(config_name="config", overrides=[g for g in groups if not g.startswith("hydra")])
+
+
+def _set_threads(threads: Any, runtime: Runtime) -> None:
+    import torch
+
+    if threads in (None, "auto"):
+        if runtime.parallel_launcher:
+            torch.set_num_threads(1)
+        return
+    try:
+        count = int(threads)
+    except (TypeError, ValueError):
+        raise ConfigError(f"threads must be a positive integer or 'auto', got {threads!r}") from None
+    if count < 1:
+        raise ConfigError(f"threads must be a positive integer or 'auto', got {threads!r}")
+    torch.set_num_threads(count)
+    os.environ["OMP_NUM_THREADS"] = str(count)
+
+
+def _resolve_checkpoint(ckpt_path: Any, run_dir: Path) -> Path | None:
+    """``last`` → this run dir's last checkpoint; a path must exist and be readable."""
+    if ckpt_path in (None, ""):
+        return None
+    if ckpt_path == "last":
+        path = run_dir / "checkpoints" / "last.ckpt"
+        if not path.exists():
+            raise ConfigError(
+                f"ckpt_path=last: no checkpoint at {path}. To resume a run, pass its directory: "
+                f"hydra.run.dir=<that run's dir> ckpt_path=last, or ckpt_path=<path to a .ckpt>"
+            )
+        return path
+    path = Path(str(ckpt_path)).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path}: no such checkpoint file")
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # noqa: BLE001 - any failure to unpickle means unreadable
+        raise ConfigError(f"ckpt_path={ckpt_path}: unreadable checkpoint ({error})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ConfigError(f"ckpt_path={ckpt_path}: not a Lightning checkpoint (no state_dict)")
+    return path
+
+
+# --------------------------------------------------------------------------- build
+@dataclass
+class _Parts:
+    datamodule: Any
+    module: Any
+    trainer: Any
+    loggers: list[Any]
+    guard: Any
+    timer: Any
+
+
+def _instantiate(node: DictConfig, what: str, **kwargs: Any) -> Any:
+    """Instantiate a config node; a failure here is a config mistake, reported as such."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__ or error
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        if isinstance(cause, ModuleNotFoundError):
+            raise ConfigError(f"{what}: {cause}; install the missing package") from None
+        raise ConfigError(f"could not build {what}: {_first_line(cause)}") from error
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[-1] if text else ''}"
+
+
+def _build(cfg: DictConfig, runtime: Runtime, resume_from: Path | None) -> _Parts:
+    from dlt_runner.core.callbacks import DivergenceGuard, FitTimer
+    from dlt_runner.core.loggers import fill_wandb_defaults, wandb_run_id
+
+    datamodule = _instantiate(cfg.data, "data")
+    module = _instantiate(cfg.model, "model")
+
+    callbacks = [
+        _instantiate(node, f"callbacks.{name}")
+        for name, node in (cfg.get("callbacks") or {}).items()
+        if node is not None and "_target_" in node
+    ]
+    guard = next((c for c in callbacks if isinstance(c, DivergenceGuard)), None)
+    if guard is None:
+        guard = DivergenceGuard()
+        callbacks.append(guard)
+    timer = FitTimer()
+    callbacks.append(timer)
+
+    logger_cfg = cfg.get("logger") or OmegaConf.create({})
+    fast = bool(cfg.trainer.get("fast_dev_run"))
+    if "wandb" in logger_cfg and not fast:
+        fill_wandb_defaults(
+            logger_cfg,
+            group=runtime.group,
+            name=runtime.job_name,
+            tags=[cfg.paper] if cfg.get("paper") else [],
+            run_id=wandb_run_id(runtime.run_dir, resume_from),
+        )
+    loggers = [
+        _instantiate(node, f"logger.{name}")
+        for name, node in logger_cfg.items()
+        if node is not None and "_target_" in node and not fast
+    ]
+    trainer_cfg = cfg.trainer
+    if not callbacks_enabled(cfg):
+        with open_dict(trainer_cfg):
+            trainer_cfg.enable_checkpointing = False
+            trainer_cfg.enable_progress_bar = False
+    trainer = _instantiate(trainer_cfg, "trainer", callbacks=callbacks, logger=loggers or False)
+    return _Parts(datamodule, module, trainer, loggers, guard, timer)
+
+
+def callbacks_enabled(cfg: DictConfig) -> bool:
+    """``callbacks=none`` also turns off Lightning's implicit checkpointing and progress bar."""
+    return bool(cfg.get("callbacks"))
+
+
+# --------------------------------------------------------------------------- fit
+def _fit_test_analyse(cfg: DictConfig, parts: _Parts, resume_from: Path | None) -> dict[str, Any]:
+    from dlt_runner.core.loggers import log_curves, log_final
+
+    trainer, module, datamodule = parts.trainer, parts.module, parts.datamodule
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    metrics = _scalars(trainer.callback_metrics)
+    curves: dict[str, list[float]] = {}
+    record: dict[str, Any] = {"status": "ok"}
+    if parts.guard.diverged:
+        record["status"] = "diverged"
+        metrics["diverged_at_step"] = float(parts.guard.diverged_at_step)
+    else:
+        if cfg.get("test", True) and datamodule.test_dataloader():
+            trainer.test(module, datamodule=datamodule, verbose=False)
+            metrics.update(_scalars(trainer.callback_metrics))
+        module.eval()
+        analysis = module.analysis(datamodule)
+        for name, value in analysis.items():
+            key = name if "/" in name else f"analysis/{name}"
+            if isinstance(value, (list, tuple)):
+                curves[key] = [float(v) for v in value]
+            else:
+                metrics[key] = float(value)
+    if trainer.is_global_zero:
+        log_final(parts.loggers, {k: v for k, v in metrics.items() if k.startswith("analysis/")},
+                  trainer.global_step)
+        log_curves(parts.loggers, curves, trainer.global_step)
+    record["metrics"] = metrics
+    if curves:
+        record["curves"] = curves
+    return record
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for name, value in metrics.items():
+        try:
+            out[name] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return out
