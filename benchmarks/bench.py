@@ -1,0 +1,154 @@
+"""``make bench``: per-step cost of training through the runner vs a plain PyTorch loop.
+
+For each case, the same config builds the data tensors, the model (its ``nn.Module`` and its
+``loss``), the optimiser and its schedule. The runner trains it with ``run(cfg)`` (default
+callbacks and loggers: W&B offline + CSV, checkpoints, validation); the plain loop trains a
+fresh copy over the same tensors for the same number of optimiser steps, drawing minibatches
+by index. Runner and plain loop alternate ``--repeats`` times and the medians are compared,
+so a busy machine slows both alike. The table goes to stdout and ``BENCHMARKS.md``.
+
+    python -m benchmarks.bench [--repeats 3] [--only imde_pendulum]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from dlt_runner import CONFIG_DIR
+
+
+@dataclass
+class Case:
+    """One benchmark row: an experiment and the overrides that size it."""
+
+    name: str
+    experiment: str
+    overrides: list[str] = field(default_factory=list)
+
+
+CASES = [
+    Case("imde_pendulum", "imde/pendulum", ["test=false"]),
+]
+
+_DTYPES = {"64-true": torch.float64, "64": torch.float64, "32-true": torch.float32, "32": torch.float32}
+
+
+def _compose(case: Case, run_dir: Path):
+    from hydra import compose
+
+    return compose("config", overrides=[
+        f"experiment={case.experiment}", f"paths.run_dir={run_dir}",
+        f"paths.root_dir={run_dir}", "threads=1", *case.overrides,
+    ])
+
+
+def runner_ms_per_step(case: Case) -> tuple[float, int]:
+    """Train through ``run(cfg)``; the FitTimer measures the training loop (fit, incl. validation)."""
+    from dlt_runner.run import Runtime, run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = _compose(case, Path(tmp))
+        record = run(cfg, Runtime(run_dir=Path(tmp)))
+    timing = record["timing"]
+    return 1e3 * timing["fit_seconds"] / timing["steps"], timing["steps"]
+
+
+def plain_ms_per_step(case: Case, steps: int) -> float:
+    """The same model, loss, optimiser, schedule and tensors in a hand-written loop."""
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = _compose(case, Path(tmp))
+        pl.seed_everything(int(cfg.seed), verbose=False)
+        datamodule = instantiate(cfg.data)
+        datamodule.prepare()
+        module = instantiate(cfg.model).to(_DTYPES.get(str(cfg.trainer.precision), torch.float32))
+    train = datamodule.splits["train"]
+    n = len(next(iter(train.values())))
+    batch_size = datamodule.batch_size or n
+    optimizer = module.optimizer_factory(module.trainable_parameters())
+    scheduler = module.scheduler_factory(optimizer) if module.scheduler_factory else None
+    generator = torch.Generator().manual_seed(0)
+    order, position = torch.randperm(n, generator=generator), 0
+    started = time.perf_counter()
+    for _ in range(steps):
+        if batch_size < n:
+            if position + batch_size > n:
+                order, position = torch.randperm(n, generator=generator), 0
+            index = order[position : position + batch_size]
+            position += batch_size
+            batch = {name: tensor[index] for name, tensor in train.items()}
+        else:
+            batch = train
+        optimizer.zero_grad(set_to_none=True)
+        loss = module.loss(batch)
+        loss = loss[0] if isinstance(loss, tuple) else loss
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+    return 1e3 * (time.perf_counter() - started) / steps
+
+
+def measure(case: Case, repeats: int) -> dict[str, float]:
+    runner, plain = [], []
+    for _ in range(repeats):
+        ms, steps = runner_ms_per_step(case)
+        runner.append(ms)
+        plain.append(plain_ms_per_step(case, steps))
+    runner_ms, plain_ms = statistics.median(runner), statistics.median(plain)
+    return {"steps": steps, "runner_ms": runner_ms, "plain_ms": plain_ms, "ratio": runner_ms / plain_ms}
+
+
+def markdown(rows: dict[str, dict[str, float]], repeats: int) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Per optimiser step, training through the runner (`run(cfg)`: Lightning, default callbacks,",
+        "W&B offline + CSV loggers, validation) vs a plain PyTorch loop over the same tensors, model,",
+        f"loss, optimiser and schedule; one torch thread; median of {repeats} alternating repeats.",
+        f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}. "
+        "Regenerate with `make bench`.",
+        "",
+        "| case | steps | runner ms/step | plain ms/step | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in rows.items():
+        lines.append(f"| {name} | {row['steps']} | {row['runner_ms']:.3f} | {row['plain_ms']:.3f} "
+                     f"| {row['ratio']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", nargs="*", help="case names to run")
+    parser.add_argument("--output", default="BENCHMARKS.md")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    from hydra import initialize_config_dir
+
+    cases = [case for case in CASES if not args.only or case.name in args.only]
+    rows = {}
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        for case in cases:
+            rows[case.name] = measure(case, args.repeats)
+            row = rows[case.name]
+            print(f"{case.name}: runner {row['runner_ms']:.3f} ms/step, plain {row['plain_ms']:.3f} "
+                  f"ms/step, ratio {row['ratio']:.3f}", flush=True)
+    text = markdown(rows, args.repeats)
+    Path(args.output).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

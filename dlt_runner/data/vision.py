@@ -1,0 +1,105 @@
+"""Torchvision datasets (CIFAR-10/100, MNIST) in memory, for paper-scale presets.
+
+Needs the optional ``vision`` extra (``pip install -e '.[vision]'``) and the files on disk
+under ``paths.data_dir``: nothing is downloaded unless ``data.download=true``. Absent data
+fails before training with a message naming the override that fixes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from dlt_runner.core.datamodule import Batch, TensorDataModule
+from dlt_runner.core.errors import ConfigError, DatasetUnavailable, unknown_choice
+from dlt_runner.data.digits import NORMALIZATIONS, normalize, one_hot_targets
+
+DATASETS = {"cifar10": ("CIFAR10", 10), "cifar100": ("CIFAR100", 100), "mnist": ("MNIST", 10)}
+
+
+def _torchvision_dataset(name: str, root: Path, train: bool, download: bool):
+    try:
+        import torchvision
+    except ImportError:
+        raise DatasetUnavailable(
+            f"data {name} needs torchvision: pip install -e '.[vision]' (see README, GPU section)"
+        ) from None
+    cls = getattr(torchvision.datasets, DATASETS[name][0])
+    try:
+        return cls(root=str(root), train=train, download=download)
+    except RuntimeError as error:  # torchvision: "Dataset not found or corrupted"
+        raise DatasetUnavailable(
+            f"{name} is not under {root} ({error}). This machine may be offline: put the dataset "
+            f"there, point paths.data_dir=/path/to/datasets at a copy, or set data.download=true "
+            f"on a machine with internet access."
+        ) from None
+
+
+class VisionData(TensorDataModule):
+    """A torchvision dataset held as tensors: ``x`` (N, C, H, W) or flat, ``y``, ``y_onehot``.
+
+    Args:
+        name: ``cifar10``, ``cifar100`` or ``mnist``.
+        root: where the files are (``${paths.data_dir}``).
+        n_train, n_val, n_test: sizes; val is carved from the training set (after a seeded
+            permutation), test from the official test set; ``null`` takes all.
+        normalization: as for digits (statistics from the training split).
+        flatten: flatten images to vectors (for fully-connected nets).
+    """
+
+    def __init__(
+        self,
+        name: str = "cifar10",
+        root: str = "data",
+        download: bool = False,
+        n_train: int | None = None,
+        n_val: int = 0,
+        n_test: int | None = None,
+        normalization: str = "standardize",
+        flatten: bool = False,
+        onehot_offset: float = 0.0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if name not in DATASETS:
+            raise ConfigError(unknown_choice("dataset", name, DATASETS))
+        if normalization not in NORMALIZATIONS:
+            raise ConfigError(unknown_choice("normalization", normalization, NORMALIZATIONS))
+        self.name, self.root, self.download = name, Path(root), bool(download)
+        self.n_train, self.n_val, self.n_test = n_train, int(n_val), n_test
+        self.normalization, self.flatten = normalization, bool(flatten)
+        self.onehot_offset = float(onehot_offset)
+
+    def prepare_data(self) -> None:
+        # Fails fast (before the trainer starts) when the files are absent.
+        for train in (True, False):
+            _torchvision_dataset(self.name, self.root, train, self.download)
+
+    def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        dataset = _torchvision_dataset(self.name, self.root, train, self.download)
+        x = torch.as_tensor(dataset.data).to(torch.float32) / 255.0
+        x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+        return x, torch.as_tensor(dataset.targets, dtype=torch.long)
+
+    def build(self) -> dict[str, Batch]:
+        x_train, y_train = self._load(train=True)
+        x_test, y_test = self._load(train=False)
+        order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(self.seed))
+        val_index = order[: self.n_val]
+        train_index = order[self.n_val :][: self.n_train]
+        test_index = torch.arange(len(x_test))[: self.n_test]
+        shape = x_train.shape[1:]
+        flat_train = x_train[train_index].reshape(len(train_index), -1)
+
+        def prepare(x: torch.Tensor) -> torch.Tensor:
+            flat = normalize(x.reshape(len(x), -1), self.normalization, flat_train)
+            return flat if self.flatten else flat.reshape(len(x), *shape)
+
+        n_classes = DATASETS[self.name][1]
+        splits = {"train": (x_train[train_index], y_train[train_index]),
+                  "val": (x_train[val_index], y_train[val_index]),
+                  "test": (x_test[test_index], y_test[test_index])}
+        return {split: {"x": prepare(x), "y": y, "y_onehot": one_hot_targets(y, n_classes,
+                                                                             self.onehot_offset)}
+                for split, (x, y) in splits.items() if len(x)}
