@@ -38,20 +38,31 @@ CASES = [
     Case("imde_pendulum", "imde/pendulum", ["test=false"]),
 ]
 
-_DTYPES = {"64-true": torch.float64, "64": torch.float64, "32-true": torch.float32, "32": torch.float32}
+_DTYPES = {
+    "64-true": torch.float64,
+    "64": torch.float64,
+    "32-true": torch.float32,
+    "32": torch.float32,
+}
 
 
 def _compose(case: Case, run_dir: Path):
     from hydra import compose
 
-    return compose("config", overrides=[
-        f"experiment={case.experiment}", f"paths.run_dir={run_dir}",
-        f"paths.root_dir={run_dir}", "threads=1", *case.overrides,
-    ])
+    return compose(
+        "config",
+        overrides=[
+            f"experiment={case.experiment}",
+            f"paths.run_dir={run_dir}",
+            f"paths.root_dir={run_dir}",
+            "threads=1",
+            *case.overrides,
+        ],
+    )
 
 
 def runner_ms_per_step(case: Case) -> tuple[float, int]:
-    """Train through ``run(cfg)``; the FitTimer measures the training loop (fit, incl. validation)."""
+    """Train through ``run(cfg)``; the FitTimer times the training loop (validation included)."""
     from dlt_runner.run import Runtime, run
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,16 +117,22 @@ def measure(case: Case, repeats: int) -> dict[str, float]:
         runner.append(ms)
         plain.append(plain_ms_per_step(case, steps))
     runner_ms, plain_ms = statistics.median(runner), statistics.median(plain)
-    return {"steps": steps, "runner_ms": runner_ms, "plain_ms": plain_ms, "ratio": runner_ms / plain_ms}
+    return {
+        "steps": steps,
+        "runner_ms": runner_ms,
+        "plain_ms": plain_ms,
+        "ratio": runner_ms / plain_ms,
+    }
 
 
 def markdown(rows: dict[str, dict[str, float]], repeats: int) -> str:
     lines = [
         "# Benchmarks",
         "",
-        "Per optimiser step, training through the runner (`run(cfg)`: Lightning, default callbacks,",
-        "W&B offline + CSV loggers, validation) vs a plain PyTorch loop over the same tensors, model,",
-        f"loss, optimiser and schedule; one torch thread; median of {repeats} alternating repeats.",
+        "Per optimiser step, training through the runner (`run(cfg)`: Lightning, default",
+        "callbacks, W&B offline + CSV loggers, validation) vs a plain PyTorch loop over the same",
+        "tensors, model, loss, optimiser and schedule; one torch thread; median of "
+        f"{repeats} alternating repeats.",
         f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}. "
         "Regenerate with `make bench`.",
         "",
@@ -123,8 +140,10 @@ def markdown(rows: dict[str, dict[str, float]], repeats: int) -> str:
         "|---|---|---|---|---|",
     ]
     for name, row in rows.items():
-        lines.append(f"| {name} | {row['steps']} | {row['runner_ms']:.3f} | {row['plain_ms']:.3f} "
-                     f"| {row['ratio']:.3f} |")
+        lines.append(
+            f"| {name} | {row['steps']} | {row['runner_ms']:.3f} | {row['plain_ms']:.3f} "
+            f"| {row['ratio']:.3f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -143,8 +162,11 @@ def main() -> None:
         for case in cases:
             rows[case.name] = measure(case, args.repeats)
             row = rows[case.name]
-            print(f"{case.name}: runner {row['runner_ms']:.3f} ms/step, plain {row['plain_ms']:.3f} "
-                  f"ms/step, ratio {row['ratio']:.3f}", flush=True)
+            print(
+                f"{case.name}: runner {row['runner_ms']:.3f} ms/step, plain {row['plain_ms']:.3f} "
+                f"ms/step, ratio {row['ratio']:.3f}",
+                flush=True,
+            )
     text = markdown(rows, args.repeats)
     Path(args.output).write_text(text)
     print(text)

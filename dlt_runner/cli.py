@@ -7,22 +7,15 @@ message and exit status 2; ``HYDRA_FULL_ERROR=1`` shows the full trace instead.
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 import traceback
 from collections.abc import Callable
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from dlt_runner import CONFIG_DIR
 from dlt_runner.core.errors import USER_ERROR_EXIT, ConfigError
-
-# Fixed for the life of this process (and cached into every job's config by Hydra), so all
-# jobs of one sweep agree on the sweep dir while two launches in the same second never collide.
-_LAUNCH_TOKEN = f"{os.getpid()}{secrets.token_hex(2)}"
-if not OmegaConf.has_resolver("dlt.unique"):
-    OmegaConf.register_new_resolver("dlt.unique", lambda: _LAUNCH_TOKEN, use_cache=True)
 
 
 def _task(cfg: DictConfig) -> Any:
@@ -78,7 +71,9 @@ def _is_bug(error: BaseException) -> bool:
     """An instantiation failure that is not about the config is a bug in our code."""
     from hydra.errors import InstantiationException
 
-    return isinstance(error, InstantiationException) and not isinstance(error.__cause__, ConfigError)
+    return isinstance(error, InstantiationException) and not isinstance(
+        error.__cause__, ConfigError
+    )
 
 
 def _message(error: BaseException) -> str:

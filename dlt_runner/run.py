@@ -82,7 +82,10 @@ def run(cfg: DictConfig, runtime: Runtime | None = None) -> dict[str, Any]:
         raise
     finally:
         record["seconds"] = round(time.perf_counter() - started, 3)
-        record["timing"] = {"fit_seconds": round(parts.timer.fit_seconds, 3), "steps": parts.timer.steps}
+        record["timing"] = {
+            "fit_seconds": round(parts.timer.fit_seconds, 3),
+            "steps": parts.timer.steps,
+        }
         if parts.trainer.is_global_zero:
             write_metrics(runtime.run_dir, record)
         from dlt_runner.core.loggers import finish
@@ -125,7 +128,9 @@ def _set_threads(threads: Any, runtime: Runtime) -> None:
     try:
         count = int(threads)
     except (TypeError, ValueError):
-        raise ConfigError(f"threads must be a positive integer or 'auto', got {threads!r}") from None
+        raise ConfigError(
+            f"threads must be a positive integer or 'auto', got {threads!r}"
+        ) from None
     if count < 1:
         raise ConfigError(f"threads must be a positive integer or 'auto', got {threads!r}")
     torch.set_num_threads(count)
@@ -224,6 +229,8 @@ def _build(cfg: DictConfig, runtime: Runtime, resume_from: Path | None) -> _Part
         for name, node in logger_cfg.items()
         if node is not None and "_target_" in node and not fast
     ]
+    if not loggers:  # e.g. debug=fast or logger=none: nothing for the LR monitor to write to
+        callbacks = [c for c in callbacks if type(c).__name__ != "LearningRateMonitor"]
     trainer_cfg = cfg.trainer
     if not callbacks_enabled(cfg):
         with open_dict(trainer_cfg):
@@ -263,8 +270,11 @@ def _fit_test_analyse(cfg: DictConfig, parts: _Parts, resume_from: Path | None) 
             else:
                 metrics[key] = float(value)
     if trainer.is_global_zero:
-        log_final(parts.loggers, {k: v for k, v in metrics.items() if k.startswith("analysis/")},
-                  trainer.global_step)
+        log_final(
+            parts.loggers,
+            {k: v for k, v in metrics.items() if k.startswith("analysis/")},
+            trainer.global_step,
+        )
         log_curves(parts.loggers, curves, trainer.global_step)
     record["metrics"] = metrics
     if curves:

@@ -24,7 +24,9 @@ class DivergenceGuard(pl.Callback):
     def diverged(self) -> bool:
         return self.diverged_at_step is not None
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any
+    ) -> None:
         if trainer.fit_loop.epoch_loop.batch_progress.current.completed % self.check_every_n_calls:
             return
         loss = getattr(pl_module, "last_train_loss", None)
@@ -43,7 +45,7 @@ class DivergenceGuard(pl.Callback):
 
 
 class FitTimer(pl.Callback):
-    """Wall time of the training loop and the optimiser steps it made (``timing`` in metrics.json)."""
+    """Wall time of the training loop and its optimiser steps (``timing`` in metrics.json)."""
 
     def __init__(self) -> None:
         self.fit_seconds = 0.0

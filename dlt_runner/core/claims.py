@@ -66,7 +66,10 @@ class Verdict:
 
 
 def select(runs: Iterable[Run], sweep: str | None = None, **overrides: Any) -> list[Run]:
-    """Runs of ``sweep`` whose overrides match (``select(runs, **{"model.integrator": "euler"})``)."""
+    """Runs of ``sweep`` whose overrides match the keyword arguments.
+
+    Dotted keys go through a dict: ``select(runs, **{"model.integrator": "euler"})``.
+    """
     return [
         run
         for run in runs
@@ -84,8 +87,10 @@ def mean_metric(runs: Sequence[Run], metric: str) -> float:
 def group_mean(runs: Sequence[Run], key: str, metric: str) -> dict[str, float]:
     """Mean of ``metric`` per value of override ``key`` (e.g. per integrator, over seeds)."""
     values = sorted({run.overrides.get(key, "") for run in runs})
-    return {value: mean_metric([r for r in runs if r.overrides.get(key, "") == value], metric)
-            for value in values}
+    return {
+        value: mean_metric([r for r in runs if r.overrides.get(key, "") == value], metric)
+        for value in values
+    }
 
 
 def load_runs(sweep_dir: Path, sweep: str) -> list[Run]:
@@ -97,9 +102,16 @@ def load_runs(sweep_dir: Path, sweep: str) -> list[Run]:
         overrides = dict(
             item.split("=", 1) for item in OmegaConf.load(overrides_file) if "=" in item
         )
-        runs.append(Run(sweep, overrides, record.get("status", "failed"),
-                        {k: v for k, v in record.get("metrics", {}).items() if v is not None},
-                        record.get("curves", {}), job_dir))
+        runs.append(
+            Run(
+                sweep,
+                overrides,
+                record.get("status", "failed"),
+                {k: v for k, v in record.get("metrics", {}).items() if v is not None},
+                record.get("curves", {}),
+                job_dir,
+            )
+        )
     return runs
 
 
@@ -171,15 +183,22 @@ def _launcher_overrides(extra: Sequence[str]) -> list[str]:
     return ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}"]
 
 
-def run_claim(paper: str, extra: Sequence[str], claim_dir: Path,
-              launch: Callable[[list[str]], int] | None = None) -> Verdict:
+def run_claim(
+    paper: str,
+    extra: Sequence[str],
+    claim_dir: Path,
+    launch: Callable[[list[str]], int] | None = None,
+) -> Verdict:
     """Run every sweep of ``paper``'s claim into ``claim_dir`` and return the verdict."""
     launch = launch or _launch
     runs: list[Run] = []
     for sweep in load_sweeps(paper):
         sweep_dir = claim_dir / sweep.name
-        overrides = [*sweep.command_overrides(extra), *_launcher_overrides(extra),
-                     f"hydra.sweep.dir={sweep_dir}"]
+        overrides = [
+            *sweep.command_overrides(extra),
+            *_launcher_overrides(extra),
+            f"hydra.sweep.dir={sweep_dir}",
+        ]
         code = launch(overrides)
         if code == 2:
             raise ConfigError(f"the {paper} claim's sweep '{sweep.name}' was refused (see above)")
@@ -193,7 +212,8 @@ def run_claim(paper: str, extra: Sequence[str], claim_dir: Path,
 def _launch(overrides: list[str]) -> int:
     command = [sys.executable, "-m", "dlt_runner", "-m", *overrides]
     print("+ dlt-run -m " + " ".join(overrides), flush=True)
-    return subprocess.call(command)
+    # Interleaved progress bars of parallel jobs are noise; the table at the end is the output.
+    return subprocess.call(command, env={**os.environ, "DLT_PROGRESS_REFRESH": "0"})
 
 
 def render_markdown(verdicts: Sequence[Verdict]) -> str:
@@ -236,8 +256,9 @@ def main(argv: Sequence[str]) -> int:
         load_sweeps(target)  # fail fast on an unknown paper
     stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     root = Path(_outputs_root(extra)) / "claims" / f"{stamp}_{os.getpid()}_{target}"
-    verdicts = [run_claim(paper, extra, root / paper if target == "all" else root)
-                for paper in papers]
+    verdicts = [
+        run_claim(paper, extra, root / paper if target == "all" else root) for paper in papers
+    ]
     print_table(verdicts)
     markdown = render_markdown(verdicts)
     root.mkdir(parents=True, exist_ok=True)

@@ -75,7 +75,9 @@ def check_override_types(cfg: DictConfig, baseline: DictConfig, overrides: Itera
             continue
         problem = _type_problem(default, value)
         if problem:
-            raise ConfigError(f"{key} expects {problem} (default: {_show(default)}), got {_show(value)}")
+            raise ConfigError(
+                f"{key} expects {problem} (default: {_show(default)}), got {_show(value)}"
+            )
 
 
 def value_overrides(overrides: Iterable[str], config_dir: Path = CONFIG_DIR) -> tuple[list, list]:

@@ -104,7 +104,7 @@ class TrainChunks:
 
 
 class EvalBatches:
-    """Evaluation iterable: the split in order, in batches of ``batch_size`` (all at once if None)."""
+    """Evaluation iterable: the split in order, in batches of ``batch_size`` (None: all at once)."""
 
     def __init__(self, data: Batch, batch_size: int | None, rank: int = 0, world_size: int = 1):
         self.data = {name: tensor[rank::world_size] for name, tensor in data.items()}
@@ -116,7 +116,9 @@ class EvalBatches:
 
     def __iter__(self) -> Iterator[Batch]:
         for start in range(0, self.n, self.batch_size):
-            yield {name: tensor[start : start + self.batch_size] for name, tensor in self.data.items()}
+            yield {
+                name: tensor[start : start + self.batch_size] for name, tensor in self.data.items()
+            }
 
 
 class TensorDataModule(pl.LightningDataModule):
@@ -140,7 +142,9 @@ class TensorDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         if batch_size is not None and int(batch_size) < 1:
-            raise ConfigError(f"data.batch_size must be a positive integer or null, got {batch_size}")
+            raise ConfigError(
+                f"data.batch_size must be a positive integer or null, got {batch_size}"
+            )
         if int(steps_per_call) < 1:
             raise ConfigError(f"data.steps_per_call must be >= 1, got {steps_per_call}")
         if dtype not in ("float32", "float64"):
@@ -151,6 +155,9 @@ class TensorDataModule(pl.LightningDataModule):
         self.seed = int(seed)
         self.dtype = getattr(torch, dtype)
         self.splits: dict[str, Batch] = {}
+        # Set under `debug=fast` (Lightning's fast_dev_run): subclasses whose build() is expensive
+        # (simulators, large generated sets) may build a small version for the smoke run.
+        self.smoke = False
 
     def build(self) -> dict[str, Batch]:
         """Return ``{"train": {...}, "val": {...}, "test": {...}}`` of CPU tensors."""
@@ -165,6 +172,7 @@ class TensorDataModule(pl.LightningDataModule):
             }
 
     def setup(self, stage: str | None = None) -> None:
+        self.smoke = bool(self.trainer is not None and self.trainer.fast_dev_run)
         self.prepare()
         device = self.trainer.strategy.root_device if self.trainer is not None else None
         if device is not None:

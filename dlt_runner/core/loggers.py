@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -74,18 +76,18 @@ def log_curves(loggers: Sequence[Any], curves: dict[str, list[float]], step: int
 
     for run in runs:
         for name, values in curves.items():
-            table = wandb.Table(data=[[i, v] for i, v in enumerate(values)], columns=["index", name])
+            table = wandb.Table(
+                data=[[i, v] for i, v in enumerate(values)], columns=["index", name]
+            )
             run.log({name: wandb.plot.line(table, "index", name, title=name)}, step=step)
 
 
 def finish(loggers: Sequence[Any], status: str) -> None:
     """Finish every logger, W&B last, so the next multirun job never logs into this run."""
     for logger in loggers:
-        try:
+        # Finishing must never hide the run's own outcome.
+        with contextlib.suppress(Exception):
             logger.finalize(status)
-        except Exception:  # noqa: BLE001 - finishing must not hide the run's own outcome
-            pass
-    import sys
 
     wandb = sys.modules.get("wandb")
     if wandb is not None and getattr(wandb, "run", None) is not None:

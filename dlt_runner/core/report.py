@@ -37,8 +37,14 @@ def write_summary(sweep_dir: Path) -> Path:
         writer = csv.writer(handle)
         writer.writerow(["job", *keys, "status", *metrics])
         for run in runs:
-            writer.writerow([run.directory.name, *(run.overrides.get(k, "") for k in keys),
-                             run.status, *(_cell(run.metrics.get(m)) for m in metrics)])
+            writer.writerow(
+                [
+                    run.directory.name,
+                    *(run.overrides.get(k, "") for k in keys),
+                    run.status,
+                    *(_cell(run.metrics.get(m)) for m in metrics),
+                ]
+            )
     return path
 
 
@@ -84,8 +90,13 @@ def _mean_std(values: list[float]) -> str:
 def plot_swept(runs: Sequence[Run], out_dir: Path) -> list[Path]:
     """For each numeric swept key and final metric: metric (mean ± std over seeds) vs key."""
     keys, metrics = _columns(runs)
-    numeric = [k for k in keys if k != "seed" and len({r.overrides.get(k) for r in runs}) > 1
-               and all(_is_number(r.overrides.get(k)) for r in runs)]
+    numeric = [
+        k
+        for k in keys
+        if k != "seed"
+        and len({r.overrides.get(k) for r in runs}) > 1
+        and all(_is_number(r.overrides.get(k)) for r in runs)
+    ]
     if not numeric:
         return []
     import matplotlib

@@ -22,7 +22,9 @@ def exponential_decay(optimizer: torch.optim.Optimizer, factor: float, steps: in
     return ExponentialLR(optimizer, gamma=math.exp(math.log(factor) / int(steps)))
 
 
-def cosine_decay(optimizer: torch.optim.Optimizer, steps: int, final_factor: float = 0.0) -> LRScheduler:
+def cosine_decay(
+    optimizer: torch.optim.Optimizer, steps: int, final_factor: float = 0.0
+) -> LRScheduler:
     """Cosine decay of the learning rate over ``steps`` optimiser steps to ``final_factor`` × lr."""
     if steps is None or int(steps) < 1:
         raise ConfigError(f"cosine_decay needs steps >= 1 (trainer.max_steps), got {steps}")

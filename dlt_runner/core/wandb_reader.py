@@ -94,7 +94,9 @@ def read_offline_run(path: str | Path) -> OfflineRun:
             for item in record.config.update:
                 run.config[_key(item)] = _value(item.value_json)
         elif kind == "history":
-            run.history.append({_key(item): _value(item.value_json) for item in record.history.item})
+            run.history.append(
+                {_key(item): _value(item.value_json) for item in record.history.item}
+            )
         elif kind == "summary":
             for item in record.summary.update:
                 run.summary[_key(item)] = _value(item.value_json)

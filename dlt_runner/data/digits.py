@@ -75,8 +75,10 @@ class DigitsData(TensorDataModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self.split_sizes = {name: int(size) for name, size in (splits or {"train": 1200, "val": 200,
-                                                                          "test": 397}).items()}
+        self.split_sizes = {
+            name: int(size)
+            for name, size in (splits or {"train": 1200, "val": 200, "test": 397}).items()
+        }
         if normalization not in NORMALIZATIONS:
             raise ConfigError(unknown_choice("normalization", normalization, NORMALIZATIONS))
         if shape not in SHAPES:
@@ -117,12 +119,16 @@ class DigitsData(TensorDataModule):
         if self.shape == "image":
             x = x.reshape(-1, 1, 8, 8)
         targets = one_hot_targets(y, n_classes, self.onehot_offset)
-        return {name: {"x": x[index], "y": y[index], "y_onehot": targets[index]}
-                for name, index in parts.items() if len(index)}
+        return {
+            name: {"x": x[index], "y": y[index], "y_onehot": targets[index]}
+            for name, index in parts.items()
+            if len(index)
+        }
 
-    def _noisy(self, y: Tensor, train: Tensor, n_classes: int, generator: torch.Generator) -> Tensor:
+    def _noisy(
+        self, y: Tensor, train: Tensor, n_classes: int, generator: torch.Generator
+    ) -> Tensor:
         y = y.clone()
         flip = train[torch.rand(len(train), generator=generator) < self.label_noise]
         y[flip] = torch.randint(0, n_classes, (len(flip),), generator=generator)
         return y
-

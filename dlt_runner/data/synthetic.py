@@ -14,19 +14,24 @@ def sphere_inputs(n: int, dim: int, generator: torch.Generator, dtype=torch.floa
     return x * (dim**0.5) / x.norm(dim=1, keepdim=True)
 
 
-def gaussian_inputs(n: int, dim: int, generator: torch.Generator, std: float = 1.0,
-                    dtype=torch.float64) -> Tensor:
+def gaussian_inputs(
+    n: int, dim: int, generator: torch.Generator, std: float = 1.0, dtype=torch.float64
+) -> Tensor:
     """x ~ N(0, std² I_dim)."""
     return std * torch.randn(n, dim, generator=generator, dtype=dtype)
 
 
-def teacher_targets(x: Tensor, hidden: list[int], activation: str, seed: int,
-                    outputs: int = 1) -> Tensor:
+def teacher_targets(
+    x: Tensor, hidden: list[int], activation: str, seed: int, outputs: int = 1
+) -> Tensor:
     """Outputs of a random fully-connected teacher (standard parameterisation, He-like σ_w)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        teacher = MLP([x.shape[1], *hidden, outputs], activation=activation,
-                      weight_std=2.0**0.5 if activation == "relu" else 1.0).to(x.dtype)
+        teacher = MLP(
+            [x.shape[1], *hidden, outputs],
+            activation=activation,
+            weight_std=2.0**0.5 if activation == "relu" else 1.0,
+        ).to(x.dtype)
     with torch.no_grad():
         return teacher(x)
 

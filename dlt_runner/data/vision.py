@@ -97,9 +97,17 @@ class VisionData(TensorDataModule):
             return flat if self.flatten else flat.reshape(len(x), *shape)
 
         n_classes = DATASETS[self.name][1]
-        splits = {"train": (x_train[train_index], y_train[train_index]),
-                  "val": (x_train[val_index], y_train[val_index]),
-                  "test": (x_test[test_index], y_test[test_index])}
-        return {split: {"x": prepare(x), "y": y, "y_onehot": one_hot_targets(y, n_classes,
-                                                                             self.onehot_offset)}
-                for split, (x, y) in splits.items() if len(x)}
+        splits = {
+            "train": (x_train[train_index], y_train[train_index]),
+            "val": (x_train[val_index], y_train[val_index]),
+            "test": (x_test[test_index], y_test[test_index]),
+        }
+        return {
+            split: {
+                "x": prepare(x),
+                "y": y,
+                "y_onehot": one_hot_targets(y, n_classes, self.onehot_offset),
+            }
+            for split, (x, y) in splits.items()
+            if len(x)
+        }

@@ -31,36 +31,51 @@ def verdict(runs: Sequence[Run]) -> Verdict:
     euler = _integrator(main, "euler")
     err_true = mean_metric(euler, "analysis/err_true")
     err_imde = mean_metric(euler, "analysis/err_imde")
-    result.checks.append(Check(
-        f"Euler learns the IMDE: err_imde < {IMDE_RATIO_MAX} × err_true",
-        f"err_imde {err_imde:.4f}, err_true {err_true:.4f}, ratio {err_imde / err_true:.3f} "
-        f"(n={len(euler)})",
-        err_imde < IMDE_RATIO_MAX * err_true,
-    ))
+    result.checks.append(
+        Check(
+            f"Euler learns the IMDE: err_imde < {IMDE_RATIO_MAX} × err_true",
+            f"err_imde {err_imde:.4f}, err_true {err_true:.4f}, ratio {err_imde / err_true:.3f} "
+            f"(n={len(euler)})",
+            err_imde < IMDE_RATIO_MAX * err_true,
+        )
+    )
 
     drift = group_mean(main, "model.integrator", "analysis/energy_drift")
-    symplectic, explicit = drift.get("implicit_midpoint", float("nan")), drift.get("euler", float("nan"))
-    result.checks.append(Check(
-        f"symplectic model conserves energy: drift(implicit midpoint) < {DRIFT_RATIO_MAX} × drift(Euler)",
-        f"drift implicit midpoint {symplectic:.3f}, Euler {explicit:.3f}, ratio "
-        f"{symplectic / explicit:.3f}",
-        symplectic < DRIFT_RATIO_MAX * explicit,
-    ))
+    symplectic, explicit = (
+        drift.get("implicit_midpoint", float("nan")),
+        drift.get("euler", float("nan")),
+    )
+    result.checks.append(
+        Check(
+            "symplectic model conserves energy: "
+            f"drift(implicit midpoint) < {DRIFT_RATIO_MAX} × drift(Euler)",
+            f"drift implicit midpoint {symplectic:.3f}, Euler {explicit:.3f}, ratio "
+            f"{symplectic / explicit:.3f}",
+            symplectic < DRIFT_RATIO_MAX * explicit,
+        )
+    )
     if "midpoint" in drift:
-        result.notes.append(f"explicit midpoint (not symplectic) drifts too: {drift['midpoint']:.3f}")
+        result.notes.append(
+            f"explicit midpoint (not symplectic) drifts too: {drift['midpoint']:.3f}"
+        )
 
     order_runs = select(runs, sweep="order")
     for name, expected in EXPECTED_ORDER.items():
         per_step = group_mean(_integrator(order_runs, name), "data.step_size", "analysis/err_true")
         steps = sorted(per_step, key=float)
         if len(steps) < 2:
-            result.checks.append(Check(f"{name} order ≈ {expected:g}", "fewer than 2 step sizes", False))
+            result.checks.append(
+                Check(f"{name} order ≈ {expected:g}", "fewer than 2 step sizes", False)
+            )
             continue
         order = empirical_order([float(h) for h in steps], [per_step[h] for h in steps])
-        result.checks.append(Check(
-            f"{name}: err_true = O(h^p), p within {ORDER_TOLERANCE} of {expected:g}",
-            f"slope {order.slope:.2f} (pairwise {', '.join(f'{p:.2f}' for p in order.pairwise)}) "
-            f"over h = {', '.join(steps)}",
-            abs(order.slope - expected) < ORDER_TOLERANCE,
-        ))
+        pairwise = ", ".join(f"{p:.2f}" for p in order.pairwise)
+        result.checks.append(
+            Check(
+                f"{name}: err_true = O(h^p), p within {ORDER_TOLERANCE} of {expected:g}",
+                f"slope {order.slope:.2f} (pairwise {pairwise}) "
+                f"over h = {', '.join(steps)}",
+                abs(order.slope - expected) < ORDER_TOLERANCE,
+            )
+        )
     return result

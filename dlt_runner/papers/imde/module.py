@@ -66,7 +66,9 @@ class NeuralODEModule(RunnerModule):
 
     def loss(self, batch: Batch) -> Tensor:
         x0, x1 = batch["x0"], batch["x1"]
-        predicted = self.integrator.training_prediction(self.net, x0, x1, self.substep, self.substeps)
+        predicted = self.integrator.training_prediction(
+            self.net, x0, x1, self.substep, self.substeps
+        )
         return torch.mean((predicted - x1) ** 2)
 
     def analysis(self, datamodule: Any) -> dict[str, float]:
@@ -78,6 +80,8 @@ class NeuralODEModule(RunnerModule):
         results["imde_ratio"] = results["err_imde"] / results["err_true"]
         if self.system.has_hamiltonian:
             x0 = torch.tensor(self.energy_x0, dtype=x.dtype, device=x.device)
-            drift = energy_drift(self.net, self.system.hamiltonian, x0, self.energy_horizon, self.energy_dt)
+            drift = energy_drift(
+                self.net, self.system.hamiltonian, x0, self.energy_horizon, self.energy_dt
+            )
             results["energy_drift"] = float(drift)
         return results

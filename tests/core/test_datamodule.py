@@ -1,0 +1,59 @@
+"""TensorDataModule: chunks of minibatches, per-epoch shuffling by (seed, epoch), DDP shards."""
+
+from __future__ import annotations
+
+import torch
+
+from dlt_runner.core.datamodule import EvalBatches, TrainChunks
+
+
+def _data(n: int = 10) -> dict[str, torch.Tensor]:
+    return {"x": torch.arange(n, dtype=torch.float32), "y": torch.arange(n) * 10}
+
+
+def test_full_batch_chunk_repeats_the_same_tensors_without_copying():
+    data = _data()
+    chunks = list(TrainChunks(data, None, steps_per_call=5, seed=0, epoch=lambda: 0))
+    assert len(chunks) == 1 and len(chunks[0]) == 5
+    assert all(batch["x"] is data["x"] for batch in chunks[0])
+
+
+def test_minibatches_cover_every_index_once_per_epoch():
+    loader = TrainChunks(_data(10), batch_size=3, steps_per_call=2, seed=1, epoch=lambda: 0)
+    assert loader.steps_per_epoch() == 4 and len(loader) == 2
+    seen = torch.cat([batch["x"] for chunk in loader for batch in chunk])
+    assert sorted(seen.tolist()) == list(range(10))
+    pairs = [(b["x"] * 10).long() == b["y"] for chunk in loader for b in chunk]
+    assert all(bool(p.all()) for p in pairs), "x and y must be indexed together"
+
+
+def test_shuffle_depends_only_on_seed_and_epoch():
+    epoch = {"value": 0}
+    loader = TrainChunks(_data(10), 4, 1, seed=3, epoch=lambda: epoch["value"])
+    first = [b["x"] for chunk in loader for b in chunk]
+    again = [b["x"] for chunk in loader for b in chunk]
+    epoch["value"] = 1
+    other = [b["x"] for chunk in loader for b in chunk]
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+def test_ranks_see_disjoint_shards():
+    shards = [
+        torch.cat(
+            [
+                b["x"]
+                for chunk in TrainChunks(_data(12), 3, 1, 0, lambda: 0, rank=r, world_size=2)
+                for b in chunk
+            ]
+        )
+        for r in (0, 1)
+    ]
+    assert set(shards[0].tolist()).isdisjoint(shards[1].tolist())
+    assert sorted(shards[0].tolist() + shards[1].tolist()) == list(range(12))
+
+
+def test_eval_batches_keep_order():
+    batches = list(EvalBatches(_data(7), batch_size=3))
+    assert [len(b["x"]) for b in batches] == [3, 3, 1]
+    assert torch.cat([b["x"] for b in batches]).tolist() == list(range(7))
