@@ -82,10 +82,7 @@ def run(cfg: DictConfig, runtime: Runtime | None = None) -> dict[str, Any]:
         raise
     finally:
         record["seconds"] = round(time.perf_counter() - started, 3)
-        record["timing"] = {
-            "fit_seconds": round(parts.timer.fit_seconds, 3),
-            "steps": parts.timer.steps,
-        }
+        record.setdefault("timing", {"fit_seconds": 0.0, "steps": 0})
         if parts.trainer.is_global_zero:
             write_metrics(runtime.run_dir, record)
         from dlt_runner.core.loggers import finish
@@ -170,8 +167,6 @@ class _Parts:
     module: Any
     trainer: Any
     loggers: list[Any]
-    guard: Any
-    timer: Any
 
 
 def _instantiate(node: DictConfig, what: str, **kwargs: Any) -> Any:
@@ -200,6 +195,7 @@ def _build(cfg: DictConfig, runtime: Runtime, resume_from: Path | None) -> _Part
     from dlt_runner.core.loggers import fill_wandb_defaults, wandb_run_id
 
     datamodule = _instantiate(cfg.data, "data")
+    datamodule.prepare_data()  # a dataset absent offline fails here, before anything starts
     module = _instantiate(cfg.model, "model")
 
     callbacks = [
@@ -207,12 +203,9 @@ def _build(cfg: DictConfig, runtime: Runtime, resume_from: Path | None) -> _Part
         for name, node in (cfg.get("callbacks") or {}).items()
         if node is not None and "_target_" in node
     ]
-    guard = next((c for c in callbacks if isinstance(c, DivergenceGuard)), None)
-    if guard is None:
-        guard = DivergenceGuard()
-        callbacks.append(guard)
-    timer = FitTimer()
-    callbacks.append(timer)
+    if not any(isinstance(c, DivergenceGuard) for c in callbacks):
+        callbacks.append(DivergenceGuard())
+    callbacks.append(FitTimer())
 
     logger_cfg = cfg.get("logger") or OmegaConf.create({})
     fast = bool(cfg.trainer.get("fast_dev_run"))
@@ -237,7 +230,7 @@ def _build(cfg: DictConfig, runtime: Runtime, resume_from: Path | None) -> _Part
             trainer_cfg.enable_checkpointing = False
             trainer_cfg.enable_progress_bar = False
     trainer = _instantiate(trainer_cfg, "trainer", callbacks=callbacks, logger=loggers or False)
-    return _Parts(datamodule, module, trainer, loggers, guard, timer)
+    return _Parts(datamodule, module, trainer, loggers)
 
 
 def callbacks_enabled(cfg: DictConfig) -> bool:
@@ -247,39 +240,72 @@ def callbacks_enabled(cfg: DictConfig) -> bool:
 
 # --------------------------------------------------------------------------- fit
 def _fit_test_analyse(cfg: DictConfig, parts: _Parts, resume_from: Path | None) -> dict[str, Any]:
+    from dlt_runner.core.callbacks import DIVERGED_KEY, TIMING_PREFIX
     from dlt_runner.core.loggers import log_curves, log_final
 
     trainer, module, datamodule = parts.trainer, parts.module, parts.datamodule
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
     metrics = _scalars(trainer.callback_metrics)
+    timing = {
+        name.removeprefix(TIMING_PREFIX): metrics.pop(name)
+        for name in list(metrics)
+        if name.startswith(TIMING_PREFIX)
+    }
+    record: dict[str, Any] = {
+        "status": "ok",
+        "timing": {
+            "fit_seconds": round(timing.get("fit_seconds", 0.0), 3),
+            "steps": int(timing.get("steps", 0)),
+        },
+    }
     curves: dict[str, list[float]] = {}
-    record: dict[str, Any] = {"status": "ok"}
-    if parts.guard.diverged:
+    if DIVERGED_KEY in metrics:
         record["status"] = "diverged"
-        metrics["diverged_at_step"] = float(parts.guard.diverged_at_step)
     else:
-        if cfg.get("test", True) and datamodule.test_dataloader():
-            trainer.test(module, datamodule=datamodule, verbose=False)
-            metrics.update(_scalars(trainer.callback_metrics))
+        if cfg.get("test", True):
+            tester = _single_process_tester(cfg, trainer, parts.loggers)
+            for results in tester.test(module, datamodule=datamodule, verbose=False):
+                metrics.update(_scalars(results))
+        # ddp_spawn trains in child processes: the main process's copy gets the weights back but
+        # not the precision plugin's dtype or the device, which the analysis needs.
+        module = trainer.precision_plugin.convert_module(module).to(trainer.strategy.root_device)
         module.eval()
-        analysis = module.analysis(datamodule)
-        for name, value in analysis.items():
+        for name, value in module.analysis(datamodule).items():
             key = name if "/" in name else f"analysis/{name}"
             if isinstance(value, (list, tuple)):
                 curves[key] = [float(v) for v in value]
             else:
                 metrics[key] = float(value)
     if trainer.is_global_zero:
-        log_final(
-            parts.loggers,
-            {k: v for k, v in metrics.items() if k.startswith("analysis/")},
-            trainer.global_step,
-        )
+        final = {k: v for k, v in metrics.items() if k.startswith("analysis/")}
+        log_final(parts.loggers, final, trainer.global_step)
         log_curves(parts.loggers, curves, trainer.global_step)
     record["metrics"] = metrics
     if curves:
         record["curves"] = curves
     return record
+
+
+def _single_process_tester(cfg: DictConfig, trainer: Any, loggers: list[Any]) -> Any:
+    """The trainer that tests: ``trainer`` itself, except after a spawned (ddp_spawn) fit.
+
+    A spawn strategy would start its processes again just to test, and Lightning's CSV logger
+    cannot append to a file that another spawned stage wrote; the test set is small, so the
+    main process tests on one device of the same accelerator and precision.
+    """
+    if getattr(trainer.strategy, "_start_method", None) != "spawn":
+        return trainer
+    import pytorch_lightning as pl
+
+    return pl.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=1,
+        precision=cfg.trainer.precision,
+        logger=loggers or False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:

@@ -60,8 +60,8 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float
     else:
         entry = {"dlt-claims": "claims_main", "dlt-report": "report_main"}[program]
         command = [sys.executable, "-c", f"from dlt_runner.cli import {entry}; {entry}()", *rest]
-    full_env = {**os.environ, "DLT_ROOT": str(cwd), "WANDB_MODE": "offline", **(env or {})}
-    full_env.pop("HYDRA_FULL_ERROR", None)
+    inherited = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    full_env = {**inherited, "DLT_ROOT": str(cwd), "WANDB_MODE": "offline", **(env or {})}
     return subprocess.run(
         command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )

@@ -1,4 +1,9 @@
-"""Callbacks every run shares (the ``callbacks/default.yaml`` group)."""
+"""Callbacks every run shares (the ``callbacks/default.yaml`` group).
+
+Their results travel in ``trainer.callback_metrics`` (``diverged_at_step``, ``timing/*``):
+under ``ddp_spawn`` training happens in child processes, and callback metrics are what
+Lightning sends back to the main process, which writes ``metrics.json``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,10 @@ import time
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
+
+DIVERGED_KEY = "diverged_at_step"
+TIMING_PREFIX = "timing/"
 
 
 class DivergenceGuard(pl.Callback):
@@ -18,11 +27,6 @@ class DivergenceGuard(pl.Callback):
 
     def __init__(self, check_every_n_calls: int = 1) -> None:
         self.check_every_n_calls = max(1, int(check_every_n_calls))
-        self.diverged_at_step: int | None = None
-
-    @property
-    def diverged(self) -> bool:
-        return self.diverged_at_step is not None
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any
@@ -32,32 +36,21 @@ class DivergenceGuard(pl.Callback):
         loss = getattr(pl_module, "last_train_loss", None)
         if loss is None:
             return
-        value = float(loss.float().mean())  # one host sync per check
-        if not math.isfinite(value):
-            self.diverged_at_step = trainer.global_step
+        if not math.isfinite(float(loss.float().mean())):  # one host sync per check
+            trainer.callback_metrics[DIVERGED_KEY] = torch.tensor(float(trainer.global_step))
             trainer.should_stop = True
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"diverged_at_step": self.diverged_at_step}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.diverged_at_step = state_dict.get("diverged_at_step")
 
 
 class FitTimer(pl.Callback):
-    """Wall time of the training loop and its optimiser steps (``timing`` in metrics.json)."""
+    """Wall time of the training loop and the optimiser steps it made (``timing`` record)."""
 
     def __init__(self) -> None:
-        self.fit_seconds = 0.0
         self._started: float | None = None
-        self.steps_at_start = 0
-        self.steps = 0
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.steps_at_start = trainer.global_step
         self._started = time.perf_counter()
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._started is not None:
-            self.fit_seconds = time.perf_counter() - self._started
-        self.steps = trainer.global_step
+        elapsed = time.perf_counter() - (self._started or time.perf_counter())
+        trainer.callback_metrics[f"{TIMING_PREFIX}fit_seconds"] = torch.tensor(elapsed)
+        trainer.callback_metrics[f"{TIMING_PREFIX}steps"] = torch.tensor(float(trainer.global_step))

@@ -1,0 +1,257 @@
+"""Tier 4: the runner end to end, through its command line (subprocesses, like a user).
+
+Each test runs the IMDE CPU experiment with few steps; together they cover the run-dir
+contract, W&B offline contents, multirun with both launchers, resume after SIGKILL, a
+diverging run, every user error, and ddp on 2 CPU processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import cli
+
+from dlt_runner.core.wandb_reader import offline_runs, read_offline_run
+
+SHORT = [
+    "experiment=imde/pendulum",
+    "trainer.max_steps=100",
+    "trainer.check_val_every_n_epoch=1",
+    "data.n_train=200",
+]
+
+
+def _metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def _ok(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_single_run_honours_the_run_dir_contract_and_logs_to_wandb_offline(tmp_path):
+    run_dir = tmp_path / "my_run"
+    _ok(cli("dlt-run", *SHORT, f"hydra.run.dir={run_dir}", cwd=tmp_path))
+    record = _metrics(run_dir)
+    assert record["status"] == "ok"
+    assert record["timing"]["steps"] == 100 and record["timing"]["fit_seconds"] > 0
+    assert {"train/loss", "test/loss", "analysis/err_true", "analysis/energy_drift"} <= set(
+        record["metrics"]
+    )
+    for path in (
+        ".hydra/config.yaml",
+        ".hydra/overrides.yaml",
+        "checkpoints/last.ckpt",
+        "checkpoints/best.ckpt",
+        "csv/metrics.csv",
+    ):
+        assert (run_dir / path).exists(), path
+    (wandb_file,) = offline_runs(run_dir)
+    wandb_run = read_offline_run(wandb_file)
+    assert wandb_run.group == f"imde_pendulum-{run_dir.name}" and wandb_run.tags == ["imde"]
+    assert wandb_run.config["model"]["integrator"] == "euler"
+    assert wandb_run.config["trainer"]["max_steps"] == 100, "the full resolved config is logged"
+    assert len(wandb_run.series("train/loss")) >= 1
+    assert wandb_run.summary["analysis/err_true"] == pytest.approx(
+        record["metrics"]["analysis/err_true"]
+    )
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_multirun_gives_one_finished_wandb_run_per_job(tmp_path, launcher):
+    sweep = tmp_path / "sweep"
+    result = cli(
+        "dlt-run",
+        "-m",
+        *SHORT,
+        "model.integrator=euler,midpoint",
+        f"hydra/launcher={launcher}",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    _ok(result)
+    ids, names = set(), set()
+    for job in ("0", "1"):
+        assert _metrics(sweep / job)["status"] == "ok"
+        (wandb_file,) = offline_runs(sweep / job)
+        wandb_run = read_offline_run(wandb_file)
+        assert wandb_run.group == f"imde_pendulum-{sweep.name}" and wandb_run.exit_code == 0
+        ids.add(wandb_run.run_id)
+        names.add(wandb_run.name)
+    assert len(ids) == 2, "each job must log to its own W&B run"
+    assert any("model.integrator=midpoint" in name for name in names)
+    _ok(cli("dlt-report", str(sweep), cwd=tmp_path))
+    assert (sweep / "summary.csv").read_text().count("\n") == 3
+
+
+def test_resume_after_sigkill_ends_like_an_uninterrupted_run(tmp_path):
+    long = [
+        "experiment=imde/pendulum",
+        "trainer.max_steps=1500",
+        "data.n_train=300",
+        "trainer.check_val_every_n_epoch=2",
+        "test=false",
+    ]
+    reference = tmp_path / "reference"
+    _ok(cli("dlt-run", *long, f"hydra.run.dir={reference}", cwd=tmp_path))
+
+    run_dir = tmp_path / "killed"
+    env = {**os.environ, "DLT_ROOT": str(tmp_path), "WANDB_MODE": "offline"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlt_runner", *long, f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not last.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # let the checkpoint write finish
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (run_dir / "metrics.json").exists(), "the run must be killed before it finishes"
+
+    _ok(cli("dlt-run", *long, f"hydra.run.dir={run_dir}", "ckpt_path=last", cwd=tmp_path))
+    resumed, uninterrupted = _metrics(run_dir)["metrics"], _metrics(reference)["metrics"]
+    for name in ("train/loss", "val/loss", "analysis/err_true", "analysis/energy_drift"):
+        assert resumed[name] == pytest.approx(uninterrupted[name], rel=1e-9, abs=1e-12), name
+    # offline-run-<time>-<id>: the killed run may not have flushed its records, its dir name is
+    # what W&B syncs it by.
+    run_ids = {path.parent.name.rsplit("-", 1)[1] for path in offline_runs(run_dir)}
+    assert len(offline_runs(run_dir)) == 2 and len(run_ids) == 1, "resume logs to the same W&B run"
+    assert read_offline_run(offline_runs(run_dir)[-1]).run_id in run_ids
+
+
+def test_diverging_run_is_a_result_and_the_sweep_goes_on(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = cli(
+        "dlt-run",
+        "-m",
+        *SHORT,
+        "model.optimizer._target_=torch.optim.SGD",
+        "model.optimizer.lr=1e6,1e-3",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        env={"WANDB_MODE": "disabled"},
+    )
+    _ok(result)
+    diverged, fine = _metrics(sweep / "0"), _metrics(sweep / "1")
+    assert diverged["status"] == "diverged" and diverged["metrics"]["diverged_at_step"] <= 100
+    assert fine["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["experiment=imde/pendulm"], "Could not find 'experiment/imde/pendulm'"),
+        (["experiment=imde/pendulum", "trainer=tpu9"], "Available options in 'trainer'"),
+        (["experiment=imde/pendulum", "model.foo=1"], "Could not override 'model.foo'"),
+        (
+            ["experiment=imde/pendulum", "trainer.max_steps=abc"],
+            "trainer.max_steps expects an integer",
+        ),
+        (
+            ["experiment=imde/pendulum", "model.net.sizes=???"],
+            "missing required value(s): model.net",
+        ),
+        (
+            ["experiment=imde/pendulum", "model.integrator=rk5"],
+            "unknown integrator 'rk5'; choose one of: euler, midpoint, rk4, implicit_midpoint, leapfrog",
+        ),
+        (
+            ["experiment=imde/pendulum", "data.system=spring"],
+            "unknown system 'spring'; choose one of",
+        ),
+        (["experiment=imde/pendulum", "ckpt_path=last"], "ckpt_path=last: no checkpoint"),
+        (["experiment=imde/pendulum", "ckpt_path=GARBAGE"], "unreadable checkpoint"),
+        (["experiment=imde/pendulum", "data=cifar10"], "cifar10"),
+        (
+            ["-m", "experiment=imde/pendulum", "trainer=ddp_sim", "trainer.strategy=ddp"],
+            "cannot run inside a multirun",
+        ),
+        ([], "pick an experiment, e.g. experiment=imde/pendulum"),
+    ],
+)
+def test_user_errors_exit_2_with_a_short_message(tmp_path, overrides, message):
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    overrides = [o.replace("GARBAGE", str(garbage)) for o in overrides]
+    result = cli(
+        "dlt-run",
+        *overrides,
+        f"hydra.run.dir={tmp_path / 'run'}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        cwd=tmp_path,
+        env={"WANDB_MODE": "disabled"},
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) < 15
+
+
+def test_full_trace_on_request(tmp_path):
+    result = cli(
+        "dlt-run",
+        "experiment=imde/pendulum",
+        "model.integrator=rk5",
+        cwd=tmp_path,
+        env={"WANDB_MODE": "disabled", "HYDRA_FULL_ERROR": "1"},
+    )
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_ddp_on_two_cpu_processes(tmp_path):
+    run_dir = tmp_path / "ddp"
+    _ok(cli("dlt-run", *SHORT, "trainer=ddp_sim", f"hydra.run.dir={run_dir}", cwd=tmp_path))
+    record = _metrics(run_dir)
+    assert record["status"] == "ok" and record["timing"]["steps"] == 100
+    assert {"test/loss", "analysis/err_true"} <= set(record["metrics"])
+
+
+def test_optuna_search_runs_trials(tmp_path):
+    sweep = tmp_path / "optuna"
+    result = cli(
+        "dlt-run",
+        "-m",
+        *SHORT,
+        "hparams_search=imde_optuna",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        env={"WANDB_MODE": "disabled"},
+    )
+    _ok(result)
+    assert (sweep / "optimization_results.yaml").exists()
+    assert all(_metrics(sweep / job)["status"] == "ok" for job in ("0", "1"))
+
+
+def test_composing_and_help_stay_free_of_heavy_imports(tmp_path):
+    probe = (
+        "import sys\n"
+        "sys.argv = ['dlt-run', 'experiment=imde/pendulum', '--cfg', 'job']\n"
+        "from dlt_runner.cli import run_main\n"
+        "try:\n    run_main()\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', sorted(m for m in ('torch', 'pytorch_lightning', 'wandb') "
+        "if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DLT_ROOT": str(tmp_path)},
+    )
+    assert "integrator: euler" in result.stdout
+    assert "HEAVY []" in result.stdout, result.stdout[-500:]
