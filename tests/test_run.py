@@ -166,7 +166,8 @@ def test_diverging_run_is_a_result_and_the_sweep_goes_on(tmp_path):
         ),
         (
             ["experiment=imde/pendulum", "model.integrator=rk5"],
-            "unknown integrator 'rk5'; choose one of: euler, midpoint, rk4, implicit_midpoint, leapfrog",
+            "unknown integrator 'rk5'; choose one of: euler, midpoint, rk4, implicit_midpoint, "
+            "leapfrog",
         ),
         (
             ["experiment=imde/pendulum", "data.system=spring"],
