@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -77,7 +78,9 @@ class NeuralODEModule(RunnerModule):
         results = {"step_size": self.substep, "err_true": max_abs_error(self.net, true_field, x)}
         modified = imde_field(true_field, self.integrator, self.substep)
         results["err_imde"] = max_abs_error(self.net, modified, x)
-        results["imde_ratio"] = results["err_imde"] / results["err_true"]
+        results["imde_ratio"] = (
+            results["err_imde"] / results["err_true"] if results["err_true"] else math.inf
+        )
         if self.system.has_hamiltonian:
             x0 = torch.tensor(self.energy_x0, dtype=x.dtype, device=x.device)
             drift = energy_drift(
