@@ -221,7 +221,7 @@ def test_ddp_on_two_cpu_processes(tmp_path):
 
 
 def test_optuna_search_runs_trials(tmp_path):
-    sweep = tmp_path / "optuna"
+    # No hydra.sweep.dir: the sweeper resolves the default one before Hydra's runtime is set.
     result = cli(
         "dlt-run",
         "-m",
@@ -229,13 +229,12 @@ def test_optuna_search_runs_trials(tmp_path):
         "hparams_search=imde_optuna",
         "hydra.sweeper.n_trials=2",
         "hydra.sweeper.sampler.n_startup_trials=2",
-        f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
         env={"WANDB_MODE": "disabled"},
     )
     _ok(result)
-    assert (sweep / "optimization_results.yaml").exists()
-    assert all(_metrics(sweep / job)["status"] == "ok" for job in ("0", "1"))
+    (results,) = (tmp_path / "outputs").rglob("optimization_results.yaml")
+    assert all(_metrics(results.parent / job)["status"] == "ok" for job in ("0", "1"))
 
 
 def test_composing_and_help_stay_free_of_heavy_imports(tmp_path):

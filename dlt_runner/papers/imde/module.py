@@ -31,7 +31,8 @@ class NeuralODEModule(RunnerModule):
         substeps: S, integrator steps per data step.
         step_size: T, the data step (bind to ``${data.step_size}``).
         system: the data-generating system (bind to ``${data.system}``), for the analysis.
-        energy_x0, energy_horizon, energy_dt: rollout for ``energy_drift`` (x0 = (p, q)).
+        energy_x0, energy_horizon, energy_dt: rollout for ``energy_drift`` (x0 = (p, q));
+            ``energy_horizon: 0`` skips it.
     """
 
     def __init__(
@@ -81,7 +82,7 @@ class NeuralODEModule(RunnerModule):
         results["imde_ratio"] = (
             results["err_imde"] / results["err_true"] if results["err_true"] else math.inf
         )
-        if self.system.has_hamiltonian:
+        if self.system.has_hamiltonian and self.energy_horizon > 0:
             x0 = torch.tensor(self.energy_x0, dtype=x.dtype, device=x.device)
             drift = energy_drift(
                 self.net, self.system.hamiltonian, x0, self.energy_horizon, self.energy_dt
