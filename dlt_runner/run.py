@@ -255,6 +255,7 @@ def _fit_test_analyse(cfg: DictConfig, parts: _Parts, resume_from: Path | None) 
         "status": "ok",
         "timing": {
             "fit_seconds": round(timing.get("fit_seconds", 0.0), 3),
+            "fit_cpu_seconds": round(timing.get("fit_cpu_seconds", 0.0), 3),
             "steps": int(timing.get("steps", 0)),
         },
     }
