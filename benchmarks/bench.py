@@ -37,6 +37,12 @@ class Case:
 
 CASES = [
     Case("imde_pendulum", "imde/pendulum", ["test=false"]),
+    Case(
+        "signal_prop_tka_digits",
+        "signal_prop_tka/digits",
+        ["test=false", "model.profile_every_n_epochs=0", "trainer.max_steps=760"],
+    ),
+    Case("gcv_rmt_digits", "gcv_rmt/digits", ["test=false", "model.representations=[raw_linear]"]),
 ]
 
 _DTYPES = {

@@ -170,7 +170,13 @@ class RunnerModule(pl.LightningModule):
     def _log_eval(self, batch: Batch, split: str) -> None:
         size = len(next(iter(batch.values())))
         for name, value in self.evaluate(batch, split).items():
-            self.log(f"{split}/{name}", value, on_epoch=True, batch_size=size, sync_dist=True)
+            self.log(
+                f"{split}/{name}",
+                value,
+                on_epoch=True,
+                batch_size=size,
+                sync_dist=self.trainer.world_size > 1,
+            )
 
 
 def _direct_steps_allowed(trainer: pl.Trainer, module: pl.LightningModule) -> bool:
