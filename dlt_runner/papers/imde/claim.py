@@ -73,8 +73,7 @@ def verdict(runs: Sequence[Run]) -> Verdict:
         result.checks.append(
             Check(
                 f"{name}: err_true = O(h^p), p within {ORDER_TOLERANCE} of {expected:g}",
-                f"slope {order.slope:.2f} (pairwise {pairwise}) "
-                f"over h = {', '.join(steps)}",
+                f"slope {order.slope:.2f} (pairwise {pairwise}) over h = {', '.join(steps)}",
                 abs(order.slope - expected) < ORDER_TOLERANCE,
             )
         )

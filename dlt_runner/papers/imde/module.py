@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from dlt_runner.core.datamodule import Batch
 from dlt_runner.core.errors import ConfigError, choose
 from dlt_runner.core.module import OptimizerFactory, RunnerModule, SchedulerFactory
-from dlt_runner.papers.imde.analysis import energy_drift, max_abs_error
+from dlt_runner.papers.imde.analysis import energy_drift, max_abs_error, trajectory_gap
 from dlt_runner.papers.imde.integrators import INTEGRATORS
 from dlt_runner.papers.imde.modified_equation import imde_field
 from dlt_runner.papers.imde.systems import SYSTEMS
@@ -23,7 +23,9 @@ class NeuralODEModule(RunnerModule):
     Loss: MSE(Psi_{T/S}^S[f_theta](x0), x1) (implicit midpoint: residual form, no solve).
     Analysis (test points): ``err_true`` = Error(f_theta, f), ``err_imde`` = Error(f_theta,
     f_h) with f_h the integrator's truncated IMDE, their ratio, and — for Hamiltonian systems —
-    ``energy_drift`` along a long rollout of f_theta.
+    ``energy_drift`` along a long rollout of f_theta; and the baselines as trajectories:
+    ``traj_gap_true`` / ``traj_gap_imde``, how far f_theta's flow strays from the true flow
+    and from the IMDE flow (paper Fig. 1, 3) over ``trajectory_horizon``.
 
     Args:
         net: the vector field f_theta (e.g. ``dlt_runner.nn.MLP``).
@@ -33,6 +35,9 @@ class NeuralODEModule(RunnerModule):
         system: the data-generating system (bind to ``${data.system}``), for the analysis.
         energy_x0, energy_horizon, energy_dt: rollout for ``energy_drift`` (x0 = (p, q));
             ``energy_horizon: 0`` skips it.
+        trajectory_horizon, trajectory_dt, trajectory_points: the trajectory comparison, from
+            the first test points (the IMDE costs milliseconds per evaluation, so keep it
+            short); ``trajectory_horizon: 0`` skips it.
     """
 
     def __init__(
@@ -48,6 +53,9 @@ class NeuralODEModule(RunnerModule):
         energy_x0: tuple[float, ...] = (0.0, 1.0),
         energy_horizon: float = 50.0,
         energy_dt: float = 0.01,
+        trajectory_horizon: float = 1.0,
+        trajectory_dt: float = 0.025,
+        trajectory_points: int = 16,
     ) -> None:
         super().__init__(net, optimizer, scheduler, log_every_n_steps)
         self.integrator_name = integrator
@@ -60,6 +68,9 @@ class NeuralODEModule(RunnerModule):
         self.energy_x0 = tuple(float(v) for v in energy_x0)
         self.energy_horizon = float(energy_horizon)
         self.energy_dt = float(energy_dt)
+        self.trajectory_horizon = float(trajectory_horizon)
+        self.trajectory_dt = float(trajectory_dt)
+        self.trajectory_points = int(trajectory_points)
 
     @property
     def substep(self) -> float:
@@ -82,6 +93,11 @@ class NeuralODEModule(RunnerModule):
         results["imde_ratio"] = (
             results["err_imde"] / results["err_true"] if results["err_true"] else math.inf
         )
+        if self.trajectory_horizon > 0:
+            starts = x[: self.trajectory_points]
+            span = (starts, self.trajectory_horizon, self.trajectory_dt)
+            results["traj_gap_true"] = trajectory_gap(self.net, true_field, *span)
+            results["traj_gap_imde"] = trajectory_gap(self.net, modified, *span)
         if self.system.has_hamiltonian and self.energy_horizon > 0:
             x0 = torch.tensor(self.energy_x0, dtype=x.dtype, device=x.device)
             drift = energy_drift(
