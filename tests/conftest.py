@@ -60,7 +60,11 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float
     else:
         entry = {"dlt-claims": "claims_main", "dlt-report": "report_main"}[program]
         command = [sys.executable, "-c", f"from dlt_runner.cli import {entry}; {entry}()", *rest]
-    inherited = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    # WANDB_SERVICE: an in-process wandb.init (e.g. a reader test) points children at its
+    # service, which would outlive a killed child and keep its run id "in use".
+    inherited = {
+        k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "WANDB_SERVICE")
+    }
     full_env = {**inherited, "DLT_ROOT": str(cwd), "WANDB_MODE": "offline", **(env or {})}
     return subprocess.run(
         command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout

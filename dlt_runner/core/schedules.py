@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.optim.lr_scheduler import CosineAnnealingLR, ExponentialLR, LRScheduler
+from torch.optim.lr_scheduler import CosineAnnealingLR, ExponentialLR, LRScheduler, StepLR
 
 from dlt_runner.core.errors import ConfigError
 
@@ -30,3 +30,20 @@ def cosine_decay(
         raise ConfigError(f"cosine_decay needs steps >= 1 (trainer.max_steps), got {steps}")
     base = optimizer.param_groups[0]["lr"]
     return CosineAnnealingLR(optimizer, T_max=int(steps), eta_min=base * final_factor)
+
+
+def step_decay(
+    optimizer: torch.optim.Optimizer, steps: int, n_decays: int = 8, gamma: float = 0.9
+) -> LRScheduler:
+    """Multiply the rate by ``gamma`` every ``steps // n_decays`` optimiser steps.
+
+    ClofNet's official schedule (StepLR every epochs/8 epochs, gamma 0.9), counted in
+    optimiser steps; bind ``steps`` to ``${trainer.max_steps}``.
+    """
+    if steps is None or int(steps) < 1:
+        raise ConfigError(f"step_decay needs steps >= 1 (trainer.max_steps), got {steps}")
+    if int(n_decays) < 1 or not 0 < gamma <= 1:
+        raise ConfigError(
+            f"step_decay needs n_decays >= 1 and 0 < gamma <= 1, got {n_decays}, {gamma}"
+        )
+    return StepLR(optimizer, step_size=max(1, int(steps) // int(n_decays)), gamma=gamma)
