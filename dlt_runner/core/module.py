@@ -39,8 +39,9 @@ class RunnerModule(pl.LightningModule):
         net: the paper's ``nn.Module`` (injected from the ``net:`` config node).
         optimizer: a partial optimiser, called with the parameters to optimise.
         scheduler: optional partial LR scheduler, stepped after every optimiser step.
-        log_every_n_steps: log training scalars every this many optimiser steps; logging
-            every step costs ≈ 0.35 ms, more than a small model's step.
+        log_every_n_steps: log training scalars (loss, learning rate, the paper's extras) every
+            this many optimiser steps; logging every step costs ≈ 0.35 ms, more than a small
+            model's step.
     """
 
     def __init__(
@@ -110,6 +111,7 @@ class RunnerModule(pl.LightningModule):
         self.last_train_loss = loss.detach()
         if self._log_now(steps):
             self.log("train/loss", self.last_train_loss, prog_bar=True)
+            self.log("train/lr", optimizer.param_groups[0]["lr"])
             for name, value in extras.items():
                 self.log(f"train/{name}", value)
 
