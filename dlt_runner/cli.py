@@ -6,6 +6,7 @@ message and exit status 2; ``HYDRA_FULL_ERROR=1`` shows the full trace instead.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -23,6 +24,15 @@ def _task(cfg: DictConfig) -> Any:
     from dlt_runner.run import run
 
     record = run(cfg)
+    analysis = {k: v for k, v in record["metrics"].items() if k.startswith(("analysis/", "test/"))}
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(analysis.items())[:8])
+    logging.getLogger("dlt_runner").info(
+        "%s in %.1fs: %s (all metrics: %s/metrics.json)",
+        record["status"],
+        record["seconds"],
+        shown or "no final metrics",
+        _run_dir(cfg),
+    )
     name = cfg.get("optimized_metric")
     if not name:
         return None
@@ -34,6 +44,12 @@ def _task(cfg: DictConfig) -> Any:
             f"choose one of: {', '.join(sorted(record['metrics']))}"
         )
     return record["metrics"][name]
+
+
+def _run_dir(cfg: DictConfig) -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else cfg.paths.run_dir
 
 
 def _hydra_app() -> None:
