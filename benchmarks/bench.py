@@ -180,7 +180,9 @@ def markdown(rows: dict[str, dict[str, float]], repeats: int, notes: dict[str, s
         "tensors, model, loss, optimiser and schedule; one torch thread; median of "
         f"{repeats} repeats after a warm-up,",
         "in alternating order. The ratio is of CPU time (process time: on a shared machine it",
-        "counts the work, not the waiting); wall-clock figures are given beside it.",
+        "counts the work, not the waiting); wall-clock figures are given beside it. Repeated",
+        "runs on a 2-core VM moved single ratios by up to about ±0.1: read smaller differences",
+        "as noise.",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"torch {torch.__version__}. Regenerate with `make bench`.",
         "",
