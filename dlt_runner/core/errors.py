@@ -40,3 +40,14 @@ def choose(kind: str, name: str, table: Mapping[str, T]) -> T:
 def unknown_choice(kind: str, name: object, choices: Iterable[str]) -> str:
     """The one-line message for a value outside an enumerated set."""
     return f"unknown {kind} {name!r}; choose one of: {', '.join(choices)}"
+
+
+def positive_int(key: str, value: object) -> int:
+    """``int(value)`` if it is a positive integer, else a ConfigError naming the config key."""
+    try:
+        number = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1 or number != value:
+        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+    return number

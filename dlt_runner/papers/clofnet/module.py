@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from dlt_runner.core.datamodule import Batch
 from dlt_runner.core.equivariance import equivariance_error, random_rotation, reflection
-from dlt_runner.core.errors import ConfigError
+from dlt_runner.core.errors import positive_int
 from dlt_runner.core.module import OptimizerFactory, RunnerModule, SchedulerFactory
 
 
@@ -54,15 +54,10 @@ class NBodyModule(RunnerModule):
         timing_batch: int = 100,
     ) -> None:
         super().__init__(net, optimizer, scheduler, log_every_n_steps)
-        for name, value in (("n_transforms", n_transforms),
-                            ("analysis_systems", analysis_systems),
-                            ("timing_batch", timing_batch)):
-            if int(value) < 1:
-                raise ConfigError(f"model.{name} must be a positive integer, got {value}")
         self.select_on_val = bool(select_on_val)
-        self.n_transforms = int(n_transforms)
-        self.analysis_systems = int(analysis_systems)
-        self.timing_batch = int(timing_batch)
+        self.n_transforms = positive_int("model.n_transforms", n_transforms)
+        self.analysis_systems = positive_int("model.analysis_systems", analysis_systems)
+        self.timing_batch = positive_int("model.timing_batch", timing_batch)
         self.best_val_mse = math.inf
         self.best_epoch = -1
         self.best_state: dict[str, Tensor] | None = None
@@ -96,8 +91,11 @@ class NBodyModule(RunnerModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint["best_on_val"] = {"mse": self.best_val_mse, "epoch": self.best_epoch,
-                                     "state": self.best_state}
+        checkpoint["best_on_val"] = {
+            "mse": self.best_val_mse,
+            "epoch": self.best_epoch,
+            "state": self.best_state,
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
@@ -118,12 +116,16 @@ class NBodyModule(RunnerModule):
             rotation = random_rotation(generator)
             mirror = reflection(generator)
             shift = torch.randn(3, generator=generator, dtype=torch.float64)
-            rotation_errors.append(equivariance_error(self.net, x, v, (charges,),
-                                                      rotation=rotation, translation=shift))
-            reflection_errors.append(equivariance_error(self.net, x, v, (charges,),
-                                                        rotation=mirror, translation=shift))
-        return {"equivariance_error": max(rotation_errors),
-                "reflection_error": max(reflection_errors)}
+            rotation_errors.append(
+                equivariance_error(self.net, x, v, (charges,), rotation=rotation, translation=shift)
+            )
+            reflection_errors.append(
+                equivariance_error(self.net, x, v, (charges,), rotation=mirror, translation=shift)
+            )
+        return {
+            "equivariance_error": max(rotation_errors),
+            "reflection_error": max(reflection_errors),
+        }
 
     @torch.no_grad()
     def forward_milliseconds(self, batch: Batch, repeats: int = 10) -> float:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from dlt_runner.core.datamodule import Batch
-from dlt_runner.core.errors import ConfigError, choose
+from dlt_runner.core.errors import choose, positive_int
 from dlt_runner.core.module import OptimizerFactory, RunnerModule, SchedulerFactory
 from dlt_runner.papers.imde.analysis import energy_drift, max_abs_error, trajectory_gap
 from dlt_runner.papers.imde.integrators import INTEGRATORS
@@ -60,9 +60,7 @@ class NeuralODEModule(RunnerModule):
         super().__init__(net, optimizer, scheduler, log_every_n_steps)
         self.integrator_name = integrator
         self.integrator = choose("integrator", integrator, INTEGRATORS)()
-        if int(substeps) < 1:
-            raise ConfigError(f"model.substeps must be a positive integer, got {substeps}")
-        self.substeps = int(substeps)
+        self.substeps = positive_int("model.substeps", substeps)
         self.step_size = float(step_size)
         self.system = choose("system", system, SYSTEMS)()
         self.energy_x0 = tuple(float(v) for v in energy_x0)
