@@ -50,6 +50,7 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check dlt_runner tests benchmarks
+	$(BIN)/ruff format --check dlt_runner tests benchmarks
 
 clean:
 	rm -rf outputs .cache .pytest_cache .ruff_cache

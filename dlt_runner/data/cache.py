@@ -35,15 +35,19 @@ def params_key(params: Mapping[str, object]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def cache_path(cache_dir: str | os.PathLike[str], params: Mapping[str, object],
-               prefix: str = "arrays") -> Path:
+def cache_path(
+    cache_dir: str | os.PathLike[str], params: Mapping[str, object], prefix: str = "arrays"
+) -> Path:
     """Where :func:`cached_arrays` stores the arrays built for ``params``."""
     return Path(cache_dir) / f"{prefix}-{params_key(params)}.npz"
 
 
-def cached_arrays(cache_dir: str | os.PathLike[str], params: Mapping[str, object],
-                  build: Callable[[], Mapping[str, np.ndarray]],
-                  prefix: str = "arrays") -> dict[str, np.ndarray]:
+def cached_arrays(
+    cache_dir: str | os.PathLike[str],
+    params: Mapping[str, object],
+    build: Callable[[], Mapping[str, np.ndarray]],
+    prefix: str = "arrays",
+) -> dict[str, np.ndarray]:
     """The arrays of ``build()``, loaded from ``cache_dir`` if built before with equal ``params``.
 
     ``params`` must determine ``build()``'s output (include the seed). ``prefix`` only makes

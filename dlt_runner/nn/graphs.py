@@ -136,14 +136,15 @@ class PairLinear(nn.Linear):
     (compact layout).
     """
 
-    def __init__(self, node_features: int, edge_features: int, out_features: int,
-                 bias: bool = True) -> None:
+    def __init__(
+        self, node_features: int, edge_features: int, out_features: int, bias: bool = True
+    ) -> None:
         super().__init__(2 * node_features + edge_features, out_features, bias=bias)
         self.node_features = node_features
 
     def forward(self, h: Tensor, edge_features: Tensor) -> Tensor:  # type: ignore[override]
         f = self.node_features
         source = functional.linear(h, self.weight[:, :f], self.bias)
-        target = functional.linear(h, self.weight[:, f:2 * f])
-        edge = functional.linear(edge_features, self.weight[:, 2 * f:])
+        target = functional.linear(h, self.weight[:, f : 2 * f])
+        edge = functional.linear(edge_features, self.weight[:, 2 * f :])
         return source.unsqueeze(2) + neighbour_values(target) + edge

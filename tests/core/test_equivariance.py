@@ -21,8 +21,7 @@ def test_random_rotation_is_proper_orthogonal(dim):
     for _ in range(20):
         q = random_rotation(generator, dim=dim)
         assert q.dtype == torch.float64
-        torch.testing.assert_close(q.T @ q, torch.eye(dim, dtype=torch.float64),
-                                   atol=1e-13, rtol=0)
+        torch.testing.assert_close(q.T @ q, torch.eye(dim, dtype=torch.float64), atol=1e-13, rtol=0)
         assert torch.linalg.det(q).item() == pytest.approx(1.0, abs=1e-12)
 
 
@@ -111,8 +110,10 @@ def test_translate_output_false_for_direction_outputs():
     def velocity_like(x, v):
         return 2 * v + (x - x.mean(dim=-2, keepdim=True))
 
-    assert equivariance_error(velocity_like, x, v, (), rotation, translation,
-                              translate_output=False) < 1e-13
+    assert (
+        equivariance_error(velocity_like, x, v, (), rotation, translation, translate_output=False)
+        < 1e-13
+    )
     assert equivariance_error(velocity_like, x, v, (), rotation, translation) > 1e-2
 
 
@@ -131,6 +132,7 @@ def test_extras_are_passed_through_untransformed():
 
 def test_float32_error_is_at_round_off_level():
     x, v = _inputs(torch.float32)
-    error = equivariance_error(_centre_attraction, x, v, (), random_rotation(_generator(10)),
-                               torch.ones(3))
+    error = equivariance_error(
+        _centre_attraction, x, v, (), random_rotation(_generator(10)), torch.ones(3)
+    )
     assert error < 1e-5

@@ -62,7 +62,11 @@ def test_splits_have_the_keys_shapes_and_dtype(data):
         tensors = data.tensors(split)
         assert set(tensors) == KEYS
         assert {k: tuple(t.shape) for k, t in tensors.items()} == {
-            "x": (size, 5, 3), "v": (size, 5, 3), "charges": (size, 5, 1), "target": (size, 5, 3)}
+            "x": (size, 5, 3),
+            "v": (size, 5, 3),
+            "charges": (size, 5, 1),
+            "target": (size, 5, 3),
+        }
         assert all(t.dtype == torch.float32 for t in tensors.values())
     assert set(data.tensors("train")["charges"].unique().tolist()) == {-1.0, 1.0}
 
@@ -70,8 +74,12 @@ def test_splits_have_the_keys_shapes_and_dtype(data):
 def test_tensors_are_the_simulators_input_and_target(data):
     arrays = simulator.simulate(SIZES["test"], 5, "none", seed=split_generator(3, "test"), **SHORT)
     test = data.tensors("test")
-    for key, name in (("x", "x_input"), ("v", "v_input"), ("target", "x_target"),
-                      ("charges", "charges")):
+    for key, name in (
+        ("x", "x_input"),
+        ("v", "v_input"),
+        ("target", "x_target"),
+        ("charges", "charges"),
+    ):
         torch.testing.assert_close(test[key], torch.from_numpy(arrays[name]).float())
 
 
@@ -93,8 +101,9 @@ def test_simulation_is_seeded_and_splits_are_disjoint(data):
     for split in SIZES:
         assert torch.equal(again.tensors(split)["x"], data.tensors(split)["x"])
         assert not torch.equal(other.tensors(split)["x"], data.tensors(split)["x"])
-    starts = {split: {tuple(row) for row in data.tensors(split)["x"][:, 0].tolist()}
-              for split in SIZES}
+    starts = {
+        split: {tuple(row) for row in data.tensors(split)["x"][:, 0].tolist()} for split in SIZES
+    }
     assert not starts["train"] & starts["val"] and not starts["train"] & starts["test"]
     assert not starts["val"] & starts["test"]
 
@@ -106,12 +115,14 @@ def test_a_split_does_not_change_when_another_is_resized(data):
 
 
 def test_smoke_build_simulates_a_handful_of_trajectories():
-    data = NBodyData(splits={"train": 3000, "val": 2000, "test": 2000}, n_bodies=20,
-                     field="lorentz", **SHORT)
+    data = NBodyData(
+        splits={"train": 3000, "val": 2000, "test": 2000}, n_bodies=20, field="lorentz", **SHORT
+    )
     data.smoke = True
     data.prepare()
     assert {s: len(t["x"]) for s, t in data.splits.items()} == dict.fromkeys(
-        ("train", "val", "test"), SMOKE_TRAJECTORIES)
+        ("train", "val", "test"), SMOKE_TRAJECTORIES
+    )
     assert data.tensors("train")["x"].shape[1] == 20
 
 
@@ -142,8 +153,9 @@ def test_second_build_loads_from_the_cache(tmp_path, monkeypatch):
 
 
 def test_bad_data_values_are_config_errors():
-    with pytest.raises(ConfigError, match="unknown field 'electric'; choose one of: none, "
-                                          "gravity, lorentz"):
+    with pytest.raises(
+        ConfigError, match="unknown field 'electric'; choose one of: none, gravity, lorentz"
+    ):
         NBodyData(field="electric")
     with pytest.raises(ConfigError, match="train split"):
         NBodyData(splits={"val": 10})
@@ -212,8 +224,7 @@ def test_analysis_reports_the_papers_measurements(data):
     module = _module(_net("clofnet"), timing_batch=4)
     module.eval()
     results = module.analysis(data)
-    assert set(results) == {"equivariance_error", "reflection_error", "parameters",
-                            "forward_ms"}
+    assert set(results) == {"equivariance_error", "reflection_error", "parameters", "forward_ms"}
     assert results["parameters"] == sum(p.numel() for p in module.net.parameters())
     assert results["forward_ms"] > 0
 
@@ -263,17 +274,24 @@ def test_bad_module_values_are_config_errors():
 # --- configs --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("model", "net"), [("clofnet/egnn", "EGNN"),
-                                            ("clofnet/constant_velocity", "ConstantVelocity")])
+@pytest.mark.parametrize(
+    ("model", "net"), [("clofnet/egnn", "EGNN"), ("clofnet/constant_velocity", "ConstantVelocity")]
+)
 def test_the_model_is_a_group_choice_after_the_experiment(compose, model, net):
     cfg = compose("experiment=clofnet/es5", f"model={model}")
     assert cfg.model.net._target_.endswith(f".{net}")
     assert cfg.trainer.max_steps == 1200 and cfg.data.splits.train == 1000
 
 
-@pytest.mark.parametrize(("preset", "bodies", "field", "epochs"), [
-    ("es5_paper", 5, "none", 400), ("es20_paper", 20, "none", 600),
-    ("g_es20_paper", 20, "gravity", 200), ("l_es20_paper", 20, "lorentz", 600)])
+@pytest.mark.parametrize(
+    ("preset", "bodies", "field", "epochs"),
+    [
+        ("es5_paper", 5, "none", 400),
+        ("es20_paper", 20, "none", 600),
+        ("g_es20_paper", 20, "gravity", 200),
+        ("l_es20_paper", 20, "lorentz", 600),
+    ],
+)
 def test_paper_presets(compose, preset, bodies, field, epochs):
     cfg = compose(f"experiment=clofnet/{preset}")
     assert (cfg.data.n_bodies, cfg.data.field) == (bodies, field)
@@ -286,20 +304,27 @@ def test_paper_presets(compose, preset, bodies, field, epochs):
 # --- claim ----------------------------------------------------------------------------------
 
 
-def _run(model: str, seed: int, mse: float, rotation: float = 2e-7,
-         reflection: float = 2e-7) -> Run:
-    metrics = {"test/mse": mse, "analysis/equivariance_error": rotation,
-               "analysis/reflection_error": reflection}
-    return Run("main", {"model": f"clofnet/{model}", "seed": str(seed)}, "ok", metrics, {},
-               Path("."))
+def _run(
+    model: str, seed: int, mse: float, rotation: float = 2e-7, reflection: float = 2e-7
+) -> Run:
+    metrics = {
+        "test/mse": mse,
+        "analysis/equivariance_error": rotation,
+        "analysis/reflection_error": reflection,
+    }
+    return Run(
+        "main", {"model": f"clofnet/{model}", "seed": str(seed)}, "ok", metrics, {}, Path(".")
+    )
 
 
-def _claim_runs(clofnet_mse: float = 0.0085, clofnet_reflection: float = 0.03,
-                egnn_rotation: float = 2e-7) -> list[Run]:
+def _claim_runs(
+    clofnet_mse: float = 0.0085, clofnet_reflection: float = 0.03, egnn_rotation: float = 2e-7
+) -> list[Run]:
     runs = []
     for seed in (0, 1):
-        runs.append(_run("clofnet", seed, clofnet_mse + 0.001 * seed,
-                         reflection=clofnet_reflection))
+        runs.append(
+            _run("clofnet", seed, clofnet_mse + 0.001 * seed, reflection=clofnet_reflection)
+        )
         runs.append(_run("egnn", seed, 0.0105 + 0.001 * seed, rotation=egnn_rotation))
         runs.append(_run("constant_velocity", seed, 0.08, rotation=0.0, reflection=0.0))
     return runs

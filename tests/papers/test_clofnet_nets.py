@@ -85,7 +85,7 @@ def test_compact_layout_lists_neighbours_in_order():
     for i in range(5):
         others = [j for j in range(5) if j != i]
         torch.testing.assert_close(neighbours[:, i], x[:, others], atol=0, rtol=0)
-        torch.testing.assert_close(compact[:, i], x[:, i:i + 1] - x[:, others], atol=0, rtol=0)
+        torch.testing.assert_close(compact[:, i], x[:, i : i + 1] - x[:, others], atol=0, rtol=0)
     torch.testing.assert_close(dense_compact, compact, atol=0, rtol=0)
 
 
@@ -126,10 +126,15 @@ def test_exact_frame_is_orthonormal_and_right_handed():
     x, _, _ = _system(batch=5, n=6, dtype=torch.float64)
     frame = edge_frame(x - x.mean(dim=1, keepdim=True), normalization="exact")
     gram = frame @ frame.transpose(-1, -2)
-    torch.testing.assert_close(gram, torch.eye(3, dtype=torch.float64).expand_as(gram),
-                               atol=1e-12, rtol=0)
-    torch.testing.assert_close(torch.linalg.det(frame), torch.ones(frame.shape[:-2],
-                               dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        gram, torch.eye(3, dtype=torch.float64).expand_as(gram), atol=1e-12, rtol=0
+    )
+    torch.testing.assert_close(
+        torch.linalg.det(frame),
+        torch.ones(frame.shape[:-2], dtype=torch.float64),
+        atol=1e-12,
+        rtol=0,
+    )
 
 
 def test_soft_frame_is_orthogonal_with_shrunken_vectors():
@@ -160,12 +165,14 @@ def test_frame_rotates_with_the_input_and_e2_flips_under_reflection(normalizatio
     x = x - x.mean(dim=1, keepdim=True)
     rotation, _, mirror = _transforms(torch.float64, seed=3)
     frame = edge_frame(x, normalization)
-    torch.testing.assert_close(edge_frame(x @ rotation.T, normalization), frame @ rotation.T,
-                               atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        edge_frame(x @ rotation.T, normalization), frame @ rotation.T, atol=1e-12, rtol=0
+    )
     mirrored = edge_frame(x @ mirror.T, normalization)
     expected = frame @ mirror.T
-    torch.testing.assert_close(mirrored[..., [0, 2], :], expected[..., [0, 2], :],
-                               atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        mirrored[..., [0, 2], :], expected[..., [0, 2], :], atol=1e-12, rtol=0
+    )
     torch.testing.assert_close(mirrored[..., 1, :], -expected[..., 1, :], atol=1e-12, rtol=0)
 
 
@@ -227,8 +234,9 @@ def test_networks_are_se3_equivariant(name, dtype, tolerance):
 def test_egnn_is_reflection_equivariant_and_clofnet_is_not():
     x, v, charges = _system(dtype=torch.float64)
     _, translation, mirror = _transforms(torch.float64)
-    egnn_error = equivariance_error(_model("egnn", torch.float64), x, v, (charges,), mirror,
-                                    translation)
+    egnn_error = equivariance_error(
+        _model("egnn", torch.float64), x, v, (charges,), mirror, translation
+    )
     assert egnn_error < 1e-10
     # ClofNet is SE(3) only: e2 = x_i x x_j flips sign under a reflection. With O(1) coordinate
     # heads the error is O(1e-2); with the official initialisation (heads at gain 0.001) the
@@ -255,7 +263,7 @@ def test_a_batch_equals_separate_forward_passes(name):
     model = _model(name, torch.float64)
     x, v, charges = _system(batch=6, dtype=torch.float64)
     batched = model(x, v, charges)
-    separate = torch.cat([model(x[b:b + 1], v[b:b + 1], charges[b:b + 1]) for b in range(6)])
+    separate = torch.cat([model(x[b : b + 1], v[b : b + 1], charges[b : b + 1]) for b in range(6)])
     torch.testing.assert_close(batched, separate, atol=1e-12, rtol=0)
 
 
@@ -300,23 +308,35 @@ def _reference_clofnet(model, x, v, charges):
         basis = frame(xc, i, j)
         ci, cj, vi, vj = basis @ xc[i], basis @ xc[j], basis @ v[i], basis @ v[j]
         cos = (ci @ cj) / (ci.norm() + 1e-5) / (cj.norm() + 1e-5)
-        scalars = torch.cat([charges[i] * charges[j], ((x[i] - x[j]) ** 2).sum().reshape(1),
-                             torch.sqrt(1 - cos**2).reshape(1), cos.reshape(1), ci, cj, vi, vj])
+        scalars = torch.cat(
+            [
+                charges[i] * charges[j],
+                ((x[i] - x[j]) ** 2).sum().reshape(1),
+                torch.sqrt(1 - cos**2).reshape(1),
+                cos.reshape(1),
+                ci,
+                cj,
+                vi,
+                vj,
+            ]
+        )
         features[i, j] = model.fuse_mlp(scalars)
     for layer in model.layers:
         first = layer.message_input
         messages = {}
         for i, j in edges:
-            inputs = torch.cat([h[i], h[j], ((xc[i] - xc[j]) ** 2).sum().reshape(1),
-                                features[i, j]])
-            messages[i, j] = layer.message_mlp(functional.linear(inputs, first.weight,
-                                                                 first.bias))
+            inputs = torch.cat(
+                [h[i], h[j], ((xc[i] - xc[j]) ** 2).sum().reshape(1), features[i, j]]
+            )
+            messages[i, j] = layer.message_mlp(functional.linear(inputs, first.weight, first.bias))
         new_x, new_h = [], []
         for i in range(n):
-            moves = [(layer.coefficient_mlp(messages[i, j]) @ frame(xc, i, j)).clamp(-100, 100)
-                     for j in range(n) if j != i]
-            new_x.append(xc[i] + torch.stack(moves).mean(dim=0)
-                         + layer.velocity_mlp(h[i]) * v[i])
+            moves = [
+                (layer.coefficient_mlp(messages[i, j]) @ frame(xc, i, j)).clamp(-100, 100)
+                for j in range(n)
+                if j != i
+            ]
+            new_x.append(xc[i] + torch.stack(moves).mean(dim=0) + layer.velocity_mlp(h[i]) * v[i])
             total = torch.stack([messages[i, j] for j in range(n) if j != i]).sum(dim=0)
             update = layer.node_mlp(torch.cat([h[i], total]))
             new_h.append(layer.layer_norm(h[i] + (h[i] + update)))
@@ -328,9 +348,12 @@ def _reference_egnn(model, x, v, charges):
     """EGNN (velocity version) for ONE system, edge by edge (Satorras et al. eqs. 3-7)."""
     n = x.shape[0]
     h = model.embedding(v.norm(dim=-1, keepdim=True))
-    attributes = {(i, j): torch.cat([charges[i] * charges[j],
-                                     ((x[i] - x[j]) ** 2).sum().reshape(1)])
-                  for i in range(n) for j in range(n) if i != j}
+    attributes = {
+        (i, j): torch.cat([charges[i] * charges[j], ((x[i] - x[j]) ** 2).sum().reshape(1)])
+        for i in range(n)
+        for j in range(n)
+        if i != j
+    }
     for layer in model.layers:
         first = layer.message_input
         new_x, new_h = [], []
@@ -350,15 +373,17 @@ def _reference_egnn(model, x, v, charges):
     return x
 
 
-@pytest.mark.parametrize(("name", "reference"), [("clofnet", _reference_clofnet),
-                                                 ("egnn", _reference_egnn)])
+@pytest.mark.parametrize(
+    ("name", "reference"), [("clofnet", _reference_clofnet), ("egnn", _reference_egnn)]
+)
 def test_batched_network_equals_per_edge_reference(name, reference):
     model = _model(name, torch.float64, hidden=16, n_layers=2)
     x, v, charges = _system(batch=2, n=4, dtype=torch.float64)
     out = model(x, v, charges)
     for b in range(2):
-        torch.testing.assert_close(out[b], reference(model, x[b], v[b], charges[b]),
-                                   atol=1e-12, rtol=0)
+        torch.testing.assert_close(
+            out[b], reference(model, x[b], v[b], charges[b]), atol=1e-12, rtol=0
+        )
 
 
 # --- sizes and the baseline ---------------------------------------------------------------

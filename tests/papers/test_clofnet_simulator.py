@@ -61,8 +61,9 @@ def _coulomb_by_loops(x, charges, softening=1e-6):
             for j in range(x.shape[1]):
                 if i != j:
                     d = x[t, i] - x[t, j]
-                    forces[t, i] += charges[t, i, 0] * charges[t, j, 0] * d / (
-                        d @ d + softening) ** 1.5
+                    forces[t, i] += (
+                        charges[t, i, 0] * charges[t, j, 0] * d / (d @ d + softening) ** 1.5
+                    )
     return forces
 
 
@@ -115,8 +116,9 @@ def test_field_forces():
 
 
 def test_unknown_field_lists_the_valid_names():
-    with pytest.raises(ValueError, match="unknown field 'magnetic'; choose one of: none, "
-                                         "gravity, lorentz"):
+    with pytest.raises(
+        ValueError, match="unknown field 'magnetic'; choose one of: none, gravity, lorentz"
+    ):
         make_field("magnetic")
     with pytest.raises(ValueError, match="choose one of"):
         simulate(2, field="electric")
@@ -157,8 +159,9 @@ def test_leapfrog_conserves_energy_to_second_order(field):
     errors = []
     for dt in (4e-3, 2e-3, 1e-3):
         n_steps = round(1.0 / dt)
-        positions, velocities = leapfrog(x, v, charges, [n_steps // 2, n_steps], dt=dt,
-                                         field=field, max_force=None)
+        positions, velocities = leapfrog(
+            x, v, charges, [n_steps // 2, n_steps], dt=dt, field=field, max_force=None
+        )
         energies = []
         for pos, vel in zip(positions, velocities, strict=True):
             forces = coulomb_forces(pos, charges) + external.force(pos, vel, charges)
@@ -179,8 +182,12 @@ def test_trajectories_are_independent_of_their_batch():
 def test_simulate_defaults_give_frames_30_and_40():
     data = simulate(3, 5, seed=5)
     assert {k: a.shape for k, a in data.items()} == {
-        "x_input": (3, 5, 3), "v_input": (3, 5, 3), "x_target": (3, 5, 3),
-        "v_target": (3, 5, 3), "charges": (3, 5, 1)}
+        "x_input": (3, 5, 3),
+        "v_input": (3, 5, 3),
+        "x_target": (3, 5, 3),
+        "v_target": (3, 5, 3),
+        "charges": (3, 5, 1),
+    }
     charges, x, v = sample_initial_state(np.random.default_rng(5), 3, 5)
     positions, velocities = leapfrog(x, v, charges, [3100, 4100])
     np.testing.assert_array_equal(data["x_input"], positions[0])

@@ -288,8 +288,12 @@ def test_penultimate_features_of_an_mlp_and_of_a_sequential(inputs):
 
 def test_registry_names_and_errors():
     assert list(REPRESENTATIONS) == [
-        "raw_linear", "random_relu_features", "entk_init", "entk_pretrained",
-        "features_init", "features_pretrained",
+        "raw_linear",
+        "random_relu_features",
+        "entk_init",
+        "entk_pretrained",
+        "features_init",
+        "features_pretrained",
     ]
     sources = RepresentationSources(initial_net=MLP([5, 3]), pretrained_net=MLP([5, 3]))
     built = build_representations(["entk_init", "entk_pretrained"], sources)
@@ -398,12 +402,14 @@ def make_run(seed: int, gcv_scale: float, pretrained_risk: float) -> Run:
         risk = pretrained_risk if name == "entk_pretrained" else 0.15
         curves[f"analysis/{name}/gcv"] = [gcv_scale * v for v in test_curve]
         curves[f"analysis/{name}/test_risk"] = test_curve
-        metrics.update({
-            f"analysis/{name}/median_rel_err": abs(gcv_scale - 1),
-            f"analysis/{name}/min_test_risk": risk,
-            f"analysis/{name}/test_risk_at_gcv": risk * 1.05,
-            f"analysis/{name}/eigen_decay": 1.5,
-        })
+        metrics.update(
+            {
+                f"analysis/{name}/median_rel_err": abs(gcv_scale - 1),
+                f"analysis/{name}/min_test_risk": risk,
+                f"analysis/{name}/test_risk_at_gcv": risk * 1.05,
+                f"analysis/{name}/eigen_decay": 1.5,
+            }
+        )
     return Run("main", {"seed": str(seed)}, "ok", metrics, curves, Path("."))
 
 
@@ -429,8 +435,11 @@ def test_paper_scale_conv_net_builds_every_kernel_on_images(compose):
     same eNTK and feature code; checked on a few random 3x8x8 images."""
     from hydra.utils import instantiate
 
-    cfg = compose("experiment=gcv_rmt/cifar10_paper", "model.ntk_dtype=float64",
-                  "model.representations=[entk_pretrained,features_pretrained]")
+    cfg = compose(
+        "experiment=gcv_rmt/cifar10_paper",
+        "model.ntk_dtype=float64",
+        "model.representations=[entk_pretrained,features_pretrained]",
+    )
     module = instantiate(cfg.model)
     images = torch.randn(7, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     x, x_test = images[:5], images[5:]

@@ -52,8 +52,13 @@ def toy_problem(n: int = 12, n_labelled: int = 5, seed: int = 0) -> dict[str, to
     x = inputs(n, seed)
     labelled = torch.arange(n) < n_labelled
     noise = 0.3 * torch.randn(n, generator=torch.Generator().manual_seed(seed + 1), dtype=F64)
-    return {"x": x, "y": torch.where(labelled, truth(x) + noise, 0.0), "labelled": labelled,
-            "informed": torch.ones(n, dtype=torch.bool), "knowledge": knowledge_labels(x)}
+    return {
+        "x": x,
+        "y": torch.where(labelled, truth(x) + noise, 0.0),
+        "labelled": labelled,
+        "informed": torch.ones(n, dtype=torch.bool),
+        "knowledge": knowledge_labels(x),
+    }
 
 
 def wide_module(width: int = 64, **kwargs) -> InformedWideModule:
@@ -90,15 +95,19 @@ def test_knowledge_error_matches_its_closed_form():
 
 
 def test_unknown_knowledge_names_list_the_valid_ones():
-    with pytest.raises(ConfigError, match="unknown knowledge 'missing'; choose one of: "
-                       "missing_term, offset"):
+    with pytest.raises(
+        ConfigError, match="unknown knowledge 'missing'; choose one of: missing_term, offset"
+    ):
         knowledge_labels(inputs(2), "missing")
-    with pytest.raises(ConfigError, match="unknown knowledge term 'labels'; choose one of: "
-                       "function, single_index"):
+    with pytest.raises(
+        ConfigError, match="unknown knowledge term 'labels'; choose one of: function, single_index"
+    ):
         get_knowledge_term("labels")
     assert list(KNOWLEDGE_ERRORS) == ["missing_term", "offset"]
     assert {n: t.function_valued for n, t in KNOWLEDGE_TERMS.items()} == {
-        "function": True, "single_index": False}
+        "function": True,
+        "single_index": False,
+    }
 
 
 def test_single_index_penalty_is_zero_on_functions_of_w1_and_exact_on_the_truth():
@@ -122,8 +131,9 @@ def test_informed_loss_is_the_briefs_formula():
     f = torch.randn(12, generator=torch.Generator().manual_seed(3), dtype=F64)
     lam = 0.3
     residual = FunctionKnowledge().squared_residual(None, batch, f)
-    parts = informed_loss((f - batch["y"]) ** 2, batch["labelled"], residual, batch["informed"],
-                          lam)
+    parts = informed_loss(
+        (f - batch["y"]) ** 2, batch["labelled"], residual, batch["informed"], lam
+    )
     label = torch.mean((f[:5] - batch["y"][:5]) ** 2)
     knowledge = torch.mean((f - batch["knowledge"]) ** 2)
     assert torch.allclose(parts.label, label, atol=1e-15)
@@ -136,21 +146,29 @@ def test_blended_targets_rewrite_the_loss_up_to_a_constant():
     batch = toy_problem()
     generator = torch.Generator().manual_seed(4)
     for lam in (0.0, 0.4, 1.0):
-        weights, targets = blended_targets(batch["y"], batch["labelled"], batch["knowledge"],
-                                           batch["informed"], lam)
+        weights, targets = blended_targets(
+            batch["y"], batch["labelled"], batch["knowledge"], batch["informed"], lam
+        )
         differences = []
         for _ in range(3):
             f = torch.randn(12, generator=generator, dtype=F64)
-            loss = informed_loss((f - batch["y"]) ** 2, batch["labelled"],
-                                 (f - batch["knowledge"]) ** 2, batch["informed"], lam).total
+            loss = informed_loss(
+                (f - batch["y"]) ** 2,
+                batch["labelled"],
+                (f - batch["knowledge"]) ** 2,
+                batch["informed"],
+                lam,
+            ).total
             differences.append(loss - torch.sum(weights * (f - targets) ** 2))
         assert max(differences) - min(differences) < 1e-13
-    weights, targets = blended_targets(batch["y"], batch["labelled"], batch["knowledge"],
-                                       batch["informed"], 0.0)
+    weights, targets = blended_targets(
+        batch["y"], batch["labelled"], batch["knowledge"], batch["informed"], 0.0
+    )
     assert torch.equal(weights[5:], torch.zeros(7, dtype=F64))
     assert torch.allclose(targets[:5], batch["y"][:5], atol=1e-15)
-    _, targets = blended_targets(batch["y"], batch["labelled"], batch["knowledge"],
-                                 batch["informed"], 1.0)
+    _, targets = blended_targets(
+        batch["y"], batch["labelled"], batch["knowledge"], batch["informed"], 1.0
+    )
     assert torch.allclose(targets, batch["knowledge"], atol=1e-15)
 
 
@@ -191,8 +209,9 @@ def test_spectral_factor_matches_the_geometric_sum():
     lr, steps = 0.75, 40
     factor = gradient_descent_spectral_factor(eigenvalues, lr, steps)
     # phi = 2 lr sum_{r < K} (1 - 2 lr e)^r, summed term by term
-    direct = torch.stack([2 * lr * sum((1 - 2 * lr * e) ** r for r in range(steps))
-                          for e in eigenvalues])
+    direct = torch.stack(
+        [2 * lr * sum((1 - 2 * lr * e) ** r for r in range(steps)) for e in eigenvalues]
+    )
     assert torch.allclose(factor, direct, rtol=1e-12, atol=0)
     converged = gradient_descent_spectral_factor(eigenvalues, lr, None)
     assert converged[0] == 0 and torch.allclose(converged[3:], 1 / eigenvalues[3:], rtol=1e-15)
@@ -215,14 +234,21 @@ def test_closed_form_equals_gradient_descent_on_a_model_linear_in_its_parameters
     for _ in range(steps):
         optimizer.zero_grad()
         f = features(batch["x"]) @ readout
-        informed_loss((f - batch["y"]) ** 2, batch["labelled"], (f - batch["knowledge"]) ** 2,
-                      batch["informed"], lam).total.backward()
+        informed_loss(
+            (f - batch["y"]) ** 2,
+            batch["labelled"],
+            (f - batch["knowledge"]) ** 2,
+            batch["informed"],
+            lam,
+        ).total.backward()
         optimizer.step()
-    weights, targets = blended_targets(batch["y"], batch["labelled"], batch["knowledge"],
-                                       batch["informed"], lam)
+    weights, targets = blended_targets(
+        batch["y"], batch["labelled"], batch["knowledge"], batch["informed"], lam
+    )
     kernel = features(batch["x"]) @ features(batch["x"]).T
-    predicted = gradient_descent_predictions(kernel, features(test_x) @ features(batch["x"]).T,
-                                             weights, targets, lr, steps)
+    predicted = gradient_descent_predictions(
+        kernel, features(test_x) @ features(batch["x"]).T, weights, targets, lr, steps
+    )
     assert torch.allclose(predicted, features(test_x) @ readout.detach(), rtol=0, atol=1e-12)
 
 
@@ -231,14 +257,16 @@ def test_converged_reference_is_kernel_regression_on_blended_targets():
     mlp = MLP([5, 8, 1], "relu", "ntk", bias_std=[1.0, 0.0])
     kernel = infinite_width_ntk(mlp, batch["x"])
     test_kernel = infinite_width_ntk(mlp, inputs(6, seed=2), batch["x"])
-    weights, targets = blended_targets(batch["y"], batch["labelled"], batch["knowledge"],
-                                       batch["informed"], 0.5)
+    weights, targets = blended_targets(
+        batch["y"], batch["labelled"], batch["knowledge"], batch["informed"], 0.5
+    )
     converged = gradient_descent_predictions(kernel, test_kernel, weights, targets, 0.5, None)
     expected = test_kernel @ torch.linalg.solve(kernel, targets)
     assert torch.allclose(converged, expected, rtol=1e-8, atol=1e-10)
     # at lambda = 0 the unlabelled points drop out: kernel regression on the labels alone
-    weights, targets = blended_targets(batch["y"], batch["labelled"], batch["knowledge"],
-                                       batch["informed"], 0.0)
+    weights, targets = blended_targets(
+        batch["y"], batch["labelled"], batch["knowledge"], batch["informed"], 0.0
+    )
     converged = gradient_descent_predictions(kernel, test_kernel, weights, targets, 0.5, None)
     labels_only = test_kernel[:, :5] @ torch.linalg.solve(kernel[:5, :5], batch["y"][:5])
     assert torch.allclose(converged, labels_only, rtol=1e-8, atol=1e-10)
@@ -280,12 +308,18 @@ def test_wide_net_tracks_its_reference_more_closely_as_width_grows():
             optimizer.zero_grad()
             module.loss(batch)[0].backward()
             optimizer.step()
-        weights, targets = blended_targets(batch["y"], batch["labelled"], batch["knowledge"],
-                                           batch["informed"], lam)
+        weights, targets = blended_targets(
+            batch["y"], batch["labelled"], batch["knowledge"], batch["informed"], lam
+        )
         mlp = module.net.base
         reference = gradient_descent_predictions(
-            infinite_width_ntk(mlp, batch["x"]), infinite_width_ntk(mlp, test_x, batch["x"]),
-            weights, targets, lr, steps)
+            infinite_width_ntk(mlp, batch["x"]),
+            infinite_width_ntk(mlp, test_x, batch["x"]),
+            weights,
+            targets,
+            lr,
+            steps,
+        )
         with torch.no_grad():
             deviation = torch.linalg.norm(module.predict(test_x) - reference)
         deviations[width] += float(deviation / torch.linalg.norm(reference)) / 4
@@ -297,22 +331,33 @@ def test_wide_net_tracks_its_reference_more_closely_as_width_grows():
 
 
 def test_data_splits_masks_and_seeding():
-    data = InformedRegressionData(n_labelled=30, n_unlabelled=50, n_val=20, n_test=40,
-                                  label_noise=0.4, knowledge_error_scale=1.5, seed=3)
+    data = InformedRegressionData(
+        n_labelled=30,
+        n_unlabelled=50,
+        n_val=20,
+        n_test=40,
+        label_noise=0.4,
+        knowledge_error_scale=1.5,
+        seed=3,
+    )
     train, test = data.tensors("train"), data.tensors("test")
     assert train["x"].shape == (80, 5) and test["x"].shape == (40, 5)
     assert train["labelled"].tolist() == [True] * 30 + [False] * 50
     assert train["informed"].all() and test["labelled"].all()
     assert torch.equal(train["y"][30:], torch.zeros(50))
-    assert torch.allclose(train["knowledge"], knowledge_labels(train["x"].double(), "missing_term",
-                                                                1.5).float(), atol=1e-6)
+    assert torch.allclose(
+        train["knowledge"],
+        knowledge_labels(train["x"].double(), "missing_term", 1.5).float(),
+        atol=1e-6,
+    )
     assert torch.allclose(test["truth"], truth(test["x"].double()).float(), atol=1e-6)
     same = InformedRegressionData(n_labelled=30, n_unlabelled=50, n_val=20, n_test=40, seed=3)
     assert torch.equal(same.tensors("train")["x"], train["x"])
     other = InformedRegressionData(n_labelled=30, n_unlabelled=50, n_val=20, n_test=40, seed=4)
     assert not torch.equal(other.tensors("train")["x"], train["x"])
-    disjoint = InformedRegressionData(n_labelled=30, n_unlabelled=50, n_test=1,
-                                      knowledge_on_labelled=False)
+    disjoint = InformedRegressionData(
+        n_labelled=30, n_unlabelled=50, n_test=1, knowledge_on_labelled=False
+    )
     assert disjoint.tensors("train")["informed"].tolist() == [False] * 30 + [True] * 50
 
 
@@ -326,18 +371,22 @@ def test_smoke_runs_build_small_splits():
 
 def test_data_label_noise_has_the_configured_variance():
     # sample variance of 20,000 Gaussian draws: relative standard error sqrt(2 / n) = 1%
-    data = InformedRegressionData(n_labelled=20_000, n_unlabelled=0, n_val=0, n_test=1,
-                                  label_noise=0.5, dtype="float64")
+    data = InformedRegressionData(
+        n_labelled=20_000, n_unlabelled=0, n_val=0, n_test=1, label_noise=0.5, dtype="float64"
+    )
     train = data.tensors("train")
     assert torch.var(train["y"] - train["truth"]).item() == pytest.approx(0.25, rel=0.05)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"knowledge": "exact"}, "unknown knowledge 'exact'; choose one of: missing_term, offset"),
-    ({"n_labelled": -1}, "data.n_labelled must be >= 0"),
-    ({"n_test": 0}, "data.n_test must be >= 1"),
-    ({"label_noise": -0.1}, "data.label_noise must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"knowledge": "exact"}, "unknown knowledge 'exact'; choose one of: missing_term, offset"),
+        ({"n_labelled": -1}, "data.n_labelled must be >= 0"),
+        ({"n_test": 0}, "data.n_test must be >= 1"),
+        ({"label_noise": -0.1}, "data.label_noise must be >= 0"),
+    ],
+)
 def test_data_rejects_bad_configs(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         InformedRegressionData(**kwargs)
@@ -349,8 +398,11 @@ def test_data_rejects_bad_configs(kwargs, message):
 @pytest.mark.parametrize("knowledge", ["function", "single_index"])
 def test_module_loss_decreases_and_logs_its_parts(knowledge):
     torch.manual_seed(0)
-    module = wide_module(knowledge=knowledge, knowledge_weight=0.5,
-                         reference_kernel="analytic" if knowledge == "function" else "none")
+    module = wide_module(
+        knowledge=knowledge,
+        knowledge_weight=0.5,
+        reference_kernel="analytic" if knowledge == "function" else "none",
+    )
     batch = toy_problem()
     optimizer = torch.optim.SGD(module.trainable_parameters(), lr=0.5)
     losses = []
@@ -361,7 +413,8 @@ def test_module_loss_decreases_and_logs_its_parts(knowledge):
         optimizer.step()
         losses.append(float(loss.detach()))
         assert losses[-1] == pytest.approx(
-            0.5 * float(extras["loss_label"]) + 0.5 * float(extras["loss_knowledge"]), rel=1e-12)
+            0.5 * float(extras["loss_label"]) + 0.5 * float(extras["loss_knowledge"]), rel=1e-12
+        )
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -375,16 +428,23 @@ def test_label_only_module_ignores_knowledge():
     assert float(extras["loss_knowledge"]) > 0  # still reported, with weight 0
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"knowledge_weight": 1.5}, r"model.knowledge_weight must be in \[0, 1\]"),
-    ({"knowledge": "labels"}, "unknown knowledge term 'labels'"),
-    ({"knowledge": "single_index", "reference_kernel": "none", "label_blend": 0.3},
-     "use knowledge: function"),
-    ({"knowledge": "single_index"}, "the NTK reference needs knowledge labels"),
-    ({"reference_kernel": "exact"}, "unknown reference kernel 'exact'; choose one of: analytic, "
-                                    "empirical, none"),
-    ({"reference_steps": -1}, "model.reference_steps must be a positive integer or null"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"knowledge_weight": 1.5}, r"model.knowledge_weight must be in \[0, 1\]"),
+        ({"knowledge": "labels"}, "unknown knowledge term 'labels'"),
+        (
+            {"knowledge": "single_index", "reference_kernel": "none", "label_blend": 0.3},
+            "use knowledge: function",
+        ),
+        ({"knowledge": "single_index"}, "the NTK reference needs knowledge labels"),
+        (
+            {"reference_kernel": "exact"},
+            "unknown reference kernel 'exact'; choose one of: analytic, empirical, none",
+        ),
+        ({"reference_steps": -1}, "model.reference_steps must be a positive integer or null"),
+    ],
+)
 def test_module_rejects_bad_configs(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         wide_module(**kwargs)
@@ -395,8 +455,9 @@ def test_module_needs_a_known_architecture_for_the_analytic_reference():
         InformedWideModule(CentredNet(MLP([5, 8, 1], "tanh", "ntk")), torch.optim.SGD)
     with pytest.raises(ConfigError, match="wrap the net in"):
         InformedWideModule(MLP([5, 8, 1], "relu", "ntk"), torch.optim.SGD)
-    InformedWideModule(CentredNet(MLP([5, 8, 1], "tanh", "ntk")), torch.optim.SGD,
-                       reference_kernel="empirical")
+    InformedWideModule(
+        CentredNet(MLP([5, 8, 1], "tanh", "ntk")), torch.optim.SGD, reference_kernel="empirical"
+    )
 
 
 class _Data:
@@ -418,13 +479,15 @@ def _toy_data():
 @pytest.mark.parametrize("reference_kernel", ["analytic", "empirical"])
 def test_analysis_reports_risks_and_the_reference_curve(reference_kernel):
     torch.manual_seed(0)
-    module = wide_module(knowledge_weight=0.4, reference_kernel=reference_kernel,
-                         reference_lambdas=[0.0, 0.4, 1.0]).eval()
+    module = wide_module(
+        knowledge_weight=0.4, reference_kernel=reference_kernel, reference_lambdas=[0.0, 0.4, 1.0]
+    ).eval()
     results = module.analysis(_toy_data())
     assert results["ntk_lambdas"] == [0.0, 0.4, 1.0]
     assert results["ntk_test_risk"] == pytest.approx(results["ntk_risk_vs_lambda"][1], rel=1e-12)
     assert results["ntk_gain"] == pytest.approx(
-        results["ntk_risk_vs_lambda"][1] / min(results["ntk_risk_vs_lambda"][::2]), rel=1e-12)
+        results["ntk_risk_vs_lambda"][1] / min(results["ntk_risk_vs_lambda"][::2]), rel=1e-12
+    )
     assert results["ntk_best_lambda"] in (0.0, 0.4, 1.0)
     assert results["knowledge_error"] > 0 and results["label_noise_variance"] > 0
     untrained = torch.mean(truth(_toy_data().splits["test"]["x"]) ** 2)  # f = 0 at init
@@ -438,12 +501,19 @@ def _runs(risks_by_lambda, reference_curve=(0.3, 0.2, 0.3), seeds=3):
     runs = []
     for lam, risk in risks_by_lambda.items():
         for seed in range(seeds):
-            runs.append(Run("lambda", {"model.knowledge_weight": str(lam), "seed": str(seed)},
-                            "ok", {"analysis/test_risk": risk + 0.01 * seed,
-                                   "analysis/ntk_test_risk": risk},
-                            {"analysis/ntk_lambdas": [0.0, 0.5, 1.0],
-                             "analysis/ntk_risk_vs_lambda": list(reference_curve)},
-                            Path(f"/tmp/{lam}_{seed}")))
+            runs.append(
+                Run(
+                    "lambda",
+                    {"model.knowledge_weight": str(lam), "seed": str(seed)},
+                    "ok",
+                    {"analysis/test_risk": risk + 0.01 * seed, "analysis/ntk_test_risk": risk},
+                    {
+                        "analysis/ntk_lambdas": [0.0, 0.5, 1.0],
+                        "analysis/ntk_risk_vs_lambda": list(reference_curve),
+                    },
+                    Path(f"/tmp/{lam}_{seed}"),
+                )
+            )
     return runs
 
 

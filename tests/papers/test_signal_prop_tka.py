@@ -85,8 +85,13 @@ def test_alignment_peak_reports_one_based_layer_and_gaps_and_ignores_nan():
 @pytest.mark.parametrize("include_bias", [False, True])
 def test_factored_layer_kernels_equal_per_sample_jacobian_kernels(parameterization, include_bias):
     torch.manual_seed(0)
-    net = MLP([5, 7, 6, 3], activation="tanh", parameterization=parameterization,
-              weight_std=1.3, bias_std=0.4)
+    net = MLP(
+        [5, 7, 6, 3],
+        activation="tanh",
+        parameterization=parameterization,
+        weight_std=1.3,
+        bias_std=0.4,
+    )
     x = torch.randn(9, 5)
     factored = layer_tangent_kernels(net, x, include_bias=include_bias)
     reference = jacobian_layer_kernels(net, x, include_bias=include_bias)
@@ -181,8 +186,10 @@ def test_weight_gradient_norms_of_a_linear_net_by_hand():
     x, y = torch.randn(7, 4, dtype=F64), torch.randn(7, 2, dtype=F64)
     loss = (net(x) - y).pow(2).sum() / (2 * len(x))
     residual = x @ w1.T @ w2.T - y
-    expected = [float((w2.T @ residual.T @ x / 7).norm()),
-                float((residual.T @ x @ w1.T / 7).norm())]
+    expected = [
+        float((w2.T @ residual.T @ x / 7).norm()),
+        float((residual.T @ x @ w1.T / 7).norm()),
+    ]
     assert weight_gradient_norms(net, loss) == pytest.approx(expected, rel=1e-12)
     assert all(p.grad is None for p in net.parameters())
 
@@ -232,8 +239,10 @@ def test_module_profile_and_analysis_cover_every_layer(digits):
     module.init_profile = module.profile(probe, train)
     lengths = {name: len(values) for name, values in module.init_profile.items()}
     assert lengths == {"align": 4, "q": 4, "grad_norm": 4}
-    expected = [kernel_alignment(k, centered_labels(probe["y_onehot"]))
-                for k in jacobian_layer_kernels(module.net, probe["x"]).values()]
+    expected = [
+        kernel_alignment(k, centered_labels(probe["y_onehot"]))
+        for k in jacobian_layer_kernels(module.net, probe["x"]).values()
+    ]
     assert module.init_profile["align"] == pytest.approx(expected, abs=1e-12)
     results = module.analysis(digits)
     assert len(results["align_final"]) == len(results["align_init"]) == 4
@@ -247,8 +256,10 @@ def test_module_profile_and_analysis_cover_every_layer(digits):
     assert restored.init_profile == module.init_profile
 
 
-@pytest.mark.parametrize("bad", [{"loss": "hinge"}, {"kernel": "jacobi"}, {"probe_points": 1},
-                                 {"profile_every_n_epochs": -1}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"loss": "hinge"}, {"kernel": "jacobi"}, {"probe_points": 1}, {"profile_every_n_epochs": -1}],
+)
 def test_module_rejects_bad_config_values(bad):
     with pytest.raises(ConfigError):
         small_module(**bad)
@@ -268,18 +279,28 @@ MONOTONE = [0.12, 0.30, 0.55, 0.70, 0.71, 0.72]
 
 def claim_run(weight_std: str, seed: int, final: list[float], status: str = "ok") -> Run:
     init = [0.5 - 0.05 * i for i in range(len(final))]
-    return Run("main", {"model.net.weight_std": weight_std, "seed": str(seed)}, status,
-               {"analysis/chi1": 0.93, "val/acc": 0.9},
-               {"analysis/align_final": final, "analysis/align_init": init}, Path("."))
+    return Run(
+        "main",
+        {"model.net.weight_std": weight_std, "seed": str(seed)},
+        status,
+        {"analysis/chi1": 0.93, "val/acc": 0.9},
+        {"analysis/align_final": final, "analysis/align_init": init},
+        Path("."),
+    )
 
 
 def test_verdict_holds_on_an_ascent_descent_curve_at_sigma_w_one():
-    runs = [claim_run("1.0", 0, ASCENT_DESCENT), claim_run("1.0", 1, ASCENT_DESCENT),
-            claim_run("2.0", 0, MONOTONE), claim_run("1.0", 2, MONOTONE, status="diverged")]
+    runs = [
+        claim_run("1.0", 0, ASCENT_DESCENT),
+        claim_run("1.0", 1, ASCENT_DESCENT),
+        claim_run("2.0", 0, MONOTONE),
+        claim_run("1.0", 2, MONOTONE, status="diverged"),
+    ]
     result = verdict(runs)
     assert result.holds and len(result.checks) == 3
-    assert any("sigma_w = 2" in note and "after training peak layer 6/6" in note
-               for note in result.notes)
+    assert any(
+        "sigma_w = 2" in note and "after training peak layer 6/6" in note for note in result.notes
+    )
 
 
 def test_verdict_fails_when_the_peak_is_the_readout_or_runs_are_missing():

@@ -90,12 +90,10 @@ def edge_frame(x: Tensor, normalization: str = "soft") -> Tensor:
     """
     _check_frame_normalization(normalization)
     x_j = neighbour_values(x)
-    return frame_from_pairs(x.unsqueeze(2).expand_as(x_j), x_j, x.unsqueeze(2) - x_j,
-                            normalization)
+    return frame_from_pairs(x.unsqueeze(2).expand_as(x_j), x_j, x.unsqueeze(2) - x_j, normalization)
 
 
-def frame_from_pairs(x_i: Tensor, x_j: Tensor, differences: Tensor, normalization: str
-                     ) -> Tensor:
+def frame_from_pairs(x_i: Tensor, x_j: Tensor, differences: Tensor, normalization: str) -> Tensor:
     """:func:`edge_frame` from the edges' end points ``(..., 3)`` and x_i - x_j (reused by the
     layers, which need the differences anyway)."""
     normalize = FRAME_NORMALIZATIONS[normalization]
@@ -155,8 +153,9 @@ def _coordinate_output(hidden: int, out: int, activation: str, tanh: bool) -> nn
 
 
 def _two_layer(n_in: int, hidden: int, n_out: int, activation: str) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(n_in, hidden), make_activation(activation),
-                         nn.Linear(hidden, n_out))
+    return nn.Sequential(
+        nn.Linear(n_in, hidden), make_activation(activation), nn.Linear(hidden, n_out)
+    )
 
 
 class ClofNetLayer(nn.Module):
@@ -177,16 +176,24 @@ class ClofNetLayer(nn.Module):
     about the origin only; :class:`ClofNet` centres the positions to add translations.
     """
 
-    def __init__(self, hidden: int = 64, edge_features: int = 32, activation: str = "silu",
-                 tanh: bool = False, frame_normalization: str = "soft") -> None:
+    def __init__(
+        self,
+        hidden: int = 64,
+        edge_features: int = 32,
+        activation: str = "silu",
+        tanh: bool = False,
+        frame_normalization: str = "soft",
+    ) -> None:
         super().__init__()
         _check_frame_normalization(frame_normalization)
         self.frame_normalization = frame_normalization
         self.message_input = PairLinear(hidden, 1 + edge_features, hidden)
         self.message_mlp = nn.Sequential(
             make_activation(activation),
-            nn.Linear(hidden, hidden), make_activation(activation),
-            nn.Linear(hidden, hidden), make_activation(activation),
+            nn.Linear(hidden, hidden),
+            make_activation(activation),
+            nn.Linear(hidden, hidden),
+            make_activation(activation),
         )
         self.coefficient_mlp = _coordinate_output(hidden, 3, activation, tanh)
         self.velocity_mlp = _two_layer(hidden, hidden, 1, activation)
@@ -199,8 +206,9 @@ class ClofNetLayer(nn.Module):
             self.message_input(h, torch.cat([squared_distances, edge_features], dim=-1))
         )
 
-    def update_positions(self, x: Tensor, v: Tensor, h: Tensor, frame: Tensor,
-                         messages: Tensor) -> Tensor:
+    def update_positions(
+        self, x: Tensor, v: Tensor, h: Tensor, frame: Tensor, messages: Tensor
+    ) -> Tensor:
         """x_i + mean_j clamp(sum_a c_a e_a) + phi_v(h_i) v_i (vectorisation + velocity term)."""
         displacements = vectorize(frame, self.coefficient_mlp(messages))
         displacements = displacements.clamp(-MESSAGE_CLAMP, MESSAGE_CLAMP)
@@ -211,8 +219,9 @@ class ClofNetLayer(nn.Module):
         update = self.node_mlp(torch.cat([h, neighbour_sum(messages)], dim=-1))
         return self.layer_norm(torch.add(update, h, alpha=2))
 
-    def forward(self, h: Tensor, x: Tensor, v: Tensor, edge_features: Tensor
-                ) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, h: Tensor, x: Tensor, v: Tensor, edge_features: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """``h (B, N, H), x (B, N, 3), v (B, N, 3), f (B, N, N - 1, E) -> (h, x)`` updated."""
         x_j = neighbour_values(x)
         x_i = x.unsqueeze(2).expand_as(x_j)
@@ -237,8 +246,14 @@ class ClofNet(nn.Module):
     Equivariant under rotations and translations (SE(3)), not reflections.
     """
 
-    def __init__(self, hidden: int = 64, n_layers: int = 4, activation: str = "silu",
-                 tanh: bool = False, frame_normalization: str = "soft") -> None:
+    def __init__(
+        self,
+        hidden: int = 64,
+        n_layers: int = 4,
+        activation: str = "silu",
+        tanh: bool = False,
+        frame_normalization: str = "soft",
+    ) -> None:
         super().__init__()
         _check_frame_normalization(frame_normalization)
         self.frame_normalization = frame_normalization
@@ -246,8 +261,10 @@ class ClofNet(nn.Module):
         edge_features = hidden // 2
         n_scalars = 2 + 2 + 4 * 3  # a_ij, pseudo-angle, 4 projected vectors
         self.fuse_mlp = nn.Sequential(
-            nn.Linear(n_scalars, edge_features), make_activation(activation),
-            nn.Linear(edge_features, edge_features), make_activation(activation),
+            nn.Linear(n_scalars, edge_features),
+            make_activation(activation),
+            nn.Linear(edge_features, edge_features),
+            make_activation(activation),
         )
         self.layers = nn.ModuleList(
             ClofNetLayer(hidden, edge_features, activation, tanh, frame_normalization)
@@ -258,12 +275,15 @@ class ClofNet(nn.Module):
         """[a_ij, sin, cos, frame coords of xc_i, xc_j, v_i, v_j]: ``(B, N, N - 1, 16)``."""
         frame = edge_frame(x_centred, self.frame_normalization)
         n_neighbours = frame.shape[2]
-        vectors = torch.stack([
-            x_centred.unsqueeze(2).expand(-1, -1, n_neighbours, -1),
-            neighbour_values(x_centred),
-            v.unsqueeze(2).expand(-1, -1, n_neighbours, -1),
-            neighbour_values(v),
-        ], dim=-2)
+        vectors = torch.stack(
+            [
+                x_centred.unsqueeze(2).expand(-1, -1, n_neighbours, -1),
+                neighbour_values(x_centred),
+                v.unsqueeze(2).expand(-1, -1, n_neighbours, -1),
+                neighbour_values(v),
+            ],
+            dim=-2,
+        )
         coords = scalarize(frame, vectors)  # (B, N, N - 1, 4, 3)
         angle = pseudo_angle(coords[..., 0, :], coords[..., 1, :])
         return torch.cat([attributes, angle, coords.flatten(-2)], dim=-1)
@@ -293,8 +313,14 @@ class EGNNLayer(nn.Module):
     |x_i - x_j| + 1 (official ``norm_diff``, off in the N-body runs).
     """
 
-    def __init__(self, hidden: int = 64, edge_features: int = 2, activation: str = "silu",
-                 tanh: bool = False, normalize_differences: bool = False) -> None:
+    def __init__(
+        self,
+        hidden: int = 64,
+        edge_features: int = 2,
+        activation: str = "silu",
+        tanh: bool = False,
+        normalize_differences: bool = False,
+    ) -> None:
         super().__init__()
         self.normalize_differences = normalize_differences
         self.message_input = PairLinear(hidden, 1 + edge_features, hidden)
@@ -311,8 +337,9 @@ class EGNNLayer(nn.Module):
             self.message_input(h, torch.cat([squared_distances, attributes], dim=-1))
         )
 
-    def update_positions(self, x: Tensor, v: Tensor, h: Tensor, differences: Tensor,
-                         messages: Tensor) -> Tensor:
+    def update_positions(
+        self, x: Tensor, v: Tensor, h: Tensor, differences: Tensor, messages: Tensor
+    ) -> Tensor:
         """x_i + mean_j clamp((x_i - x_j) phi_x(m_ij)) + phi_v(h_i) v_i (eqs. 4 and 7)."""
         displacements = differences * self.coordinate_mlp(messages)
         displacements = displacements.clamp(-MESSAGE_CLAMP, MESSAGE_CLAMP)
@@ -322,8 +349,7 @@ class EGNNLayer(nn.Module):
         """h_i + phi_h([h_i, sum_j m_ij]) (eqs. 5-6, with the official residual)."""
         return h + self.node_mlp(torch.cat([h, neighbour_sum(messages)], dim=-1))
 
-    def forward(self, h: Tensor, x: Tensor, v: Tensor, attributes: Tensor
-                ) -> tuple[Tensor, Tensor]:
+    def forward(self, h: Tensor, x: Tensor, v: Tensor, attributes: Tensor) -> tuple[Tensor, Tensor]:
         """``h (B, N, H), x (B, N, 3), v (B, N, 3), a (B, N, N - 1, E) -> (h, x)`` updated."""
         differences = compact_pairwise_differences(x)
         squared_distances = differences.square().sum(dim=-1, keepdim=True)
@@ -339,13 +365,18 @@ class EGNN(nn.Module):
     then ``n_layers`` :class:`EGNNLayer` s with the fixed edge attributes a_ij = [q_i q_j,
     |x_i - x_j|^2] of the input. Equivariant under rotations, reflections and translations."""
 
-    def __init__(self, hidden: int = 64, n_layers: int = 4, activation: str = "silu",
-                 tanh: bool = False, normalize_differences: bool = False) -> None:
+    def __init__(
+        self,
+        hidden: int = 64,
+        n_layers: int = 4,
+        activation: str = "silu",
+        tanh: bool = False,
+        normalize_differences: bool = False,
+    ) -> None:
         super().__init__()
         self.embedding = nn.Linear(1, hidden)
         self.layers = nn.ModuleList(
-            EGNNLayer(hidden, 2, activation, tanh, normalize_differences)
-            for _ in range(n_layers)
+            EGNNLayer(hidden, 2, activation, tanh, normalize_differences) for _ in range(n_layers)
         )
 
     def forward(self, x: Tensor, v: Tensor, charges: Tensor) -> Tensor:

@@ -148,8 +148,7 @@ class PairwiseCoulomb:
         return forces.reshape(n_trajectories, dim, n_particles).transpose(0, 2, 1)
 
 
-def coulomb_forces(x: np.ndarray, charges: np.ndarray, softening: float = SOFTENING
-                   ) -> np.ndarray:
+def coulomb_forces(x: np.ndarray, charges: np.ndarray, softening: float = SOFTENING) -> np.ndarray:
     """F_i = sum_{j != i} q_i q_j (x_i - x_j) / (|x_i - x_j|^2 + eps)^(3/2): ``(T, N, 3)``."""
     return PairwiseCoulomb(charges, softening)(x)
 
@@ -170,8 +169,13 @@ def clipped(force: np.ndarray, max_force: float | None) -> np.ndarray:
     return force
 
 
-def energy(x: np.ndarray, v: np.ndarray, charges: np.ndarray, field: str = "none",
-           softening: float = SOFTENING) -> np.ndarray:
+def energy(
+    x: np.ndarray,
+    v: np.ndarray,
+    charges: np.ndarray,
+    field: str = "none",
+    softening: float = SOFTENING,
+) -> np.ndarray:
     """Total energy per trajectory, ``(T,)``: sum_i |v_i|^2 / 2 + sum_{i<j} q_i q_j /
     sqrt(|x_i - x_j|^2 + eps) + the field's potential.
 
@@ -186,9 +190,14 @@ def energy(x: np.ndarray, v: np.ndarray, charges: np.ndarray, field: str = "none
     return kinetic + coulomb + make_field(field).potential(x, charges)
 
 
-def sample_initial_state(rng: np.random.Generator, n_trajectories: int, n_particles: int = 5,
-                         loc_std: float = 1.0, speed: float = 0.5, box_size: float = BOX_SIZE
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def sample_initial_state(
+    rng: np.random.Generator,
+    n_trajectories: int,
+    n_particles: int = 5,
+    loc_std: float = 1.0,
+    speed: float = 0.5,
+    box_size: float = BOX_SIZE,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Charges ``(T, N, 1)`` in {-1, +1}, positions and velocities ``(T, N, 3)`` at t = 0.
 
     Positions have std ``loc_std (N / 5)^(1/3)`` and are reflected once into [-box, box]^3,
@@ -214,9 +223,16 @@ def reflect_into_box(x: np.ndarray, v: np.ndarray, box_size: float = BOX_SIZE) -
     v[under] = np.abs(v[under])
 
 
-def leapfrog(x0: np.ndarray, v0: np.ndarray, charges: np.ndarray, record_steps: Sequence[int],
-             dt: float = DT, field: str = "none", max_force: float | None = 100.0,
-             softening: float = SOFTENING) -> tuple[np.ndarray, np.ndarray]:
+def leapfrog(
+    x0: np.ndarray,
+    v0: np.ndarray,
+    charges: np.ndarray,
+    record_steps: Sequence[int],
+    dt: float = DT,
+    field: str = "none",
+    max_force: float | None = 100.0,
+    softening: float = SOFTENING,
+) -> tuple[np.ndarray, np.ndarray]:
     """Integrate all trajectories at once; return positions and velocities at ``record_steps``.
 
     The official scheme: v <- v0 + dt F(x0, v0), then for step = 1, 2, ...:
@@ -244,10 +260,16 @@ def leapfrog(x0: np.ndarray, v0: np.ndarray, charges: np.ndarray, record_steps: 
     return positions, velocities
 
 
-def simulate(n_trajectories: int, n_particles: int = 5, field: str = "none",
-             seed: int | np.random.Generator = 0, dt: float = DT, input_step: int = INPUT_STEP,
-             target_step: int = TARGET_STEP, max_force: float | None = 100.0
-             ) -> dict[str, np.ndarray]:
+def simulate(
+    n_trajectories: int,
+    n_particles: int = 5,
+    field: str = "none",
+    seed: int | np.random.Generator = 0,
+    dt: float = DT,
+    input_step: int = INPUT_STEP,
+    target_step: int = TARGET_STEP,
+    max_force: float | None = 100.0,
+) -> dict[str, np.ndarray]:
     """Input/target pairs of the Newtonian benchmark (float64 arrays).
 
     Returns ``x_input``, ``v_input``, ``x_target``, ``v_target`` ``(T, N, 3)`` at steps
@@ -257,10 +279,13 @@ def simulate(n_trajectories: int, n_particles: int = 5, field: str = "none",
     make_field(field)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     charges, x0, v0 = sample_initial_state(rng, n_trajectories, n_particles)
-    positions, velocities = leapfrog(x0, v0, charges, [input_step, target_step], dt, field,
-                                     max_force)
+    positions, velocities = leapfrog(
+        x0, v0, charges, [input_step, target_step], dt, field, max_force
+    )
     return {
-        "x_input": positions[0], "v_input": velocities[0],
-        "x_target": positions[1], "v_target": velocities[1],
+        "x_input": positions[0],
+        "v_input": velocities[0],
+        "x_target": positions[1],
+        "v_target": velocities[1],
         "charges": charges,
     }

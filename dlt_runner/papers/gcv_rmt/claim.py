@@ -24,8 +24,12 @@ REQUIRED = ("raw_linear", "random_relu_features", "entk_init", "entk_pretrained"
 
 def _representations(runs: Sequence[Run]) -> list[str]:
     """Names with a GCV curve in any run: the issue's four first, then any others in order."""
-    found = [key.split("/")[1] for run in runs for key in run.curves
-             if key.startswith("analysis/") and key.endswith("/gcv")]
+    found = [
+        key.split("/")[1]
+        for run in runs
+        for key in run.curves
+        if key.startswith("analysis/") and key.endswith("/gcv")
+    ]
     extra = [name for name in dict.fromkeys(found) if name not in REQUIRED]
     return [*REQUIRED, *extra]
 
@@ -60,12 +64,14 @@ def verdict(runs: Sequence[Run]) -> Verdict:
             result.checks.append(Check(statement, "no GCV / test-risk curves", False))
             continue
         per_seed = [run.get(f"analysis/{name}/median_rel_err") for run in finished]
-        result.checks.append(Check(
-            statement,
-            f"{median:.3f} on curves averaged over {len(finished)} seeds; single seeds: mean "
-            f"{statistics.fmean(per_seed):.3f} ({', '.join(f'{v:.3f}' for v in per_seed)})",
-            median < MEDIAN_REL_ERR_MAX,
-        ))
+        result.checks.append(
+            Check(
+                statement,
+                f"{median:.3f} on curves averaged over {len(finished)} seeds; single seeds: mean "
+                f"{statistics.fmean(per_seed):.3f} ({', '.join(f'{v:.3f}' for v in per_seed)})",
+                median < MEDIAN_REL_ERR_MAX,
+            )
+        )
         risk = mean_metric(finished, f"analysis/{name}/min_test_risk")
         at_gcv = mean_metric(finished, f"analysis/{name}/test_risk_at_gcv")
         ratio = at_gcv / risk
@@ -78,11 +84,14 @@ def verdict(runs: Sequence[Run]) -> Verdict:
 
     pretrained = mean_metric(finished, "analysis/entk_pretrained/min_test_risk")
     initial = mean_metric(finished, "analysis/entk_init/min_test_risk")
-    result.checks.append(Check(
-        "pre-trained eNTK generalises better: best risk(entk_pretrained) < best risk(entk_init)",
-        f"{pretrained:.3f} vs {initial:.3f} (mean over {len(finished)} seeds)",
-        pretrained < initial,
-    ))
+    result.checks.append(
+        Check(
+            "pre-trained eNTK generalises better: "
+            "best risk(entk_pretrained) < best risk(entk_init)",
+            f"{pretrained:.3f} vs {initial:.3f} (mean over {len(finished)} seeds)",
+            pretrained < initial,
+        )
+    )
     if len(finished) < len(runs):
         result.notes.append(f"{len(runs) - len(finished)} of {len(runs)} runs did not finish")
     return result

@@ -73,12 +73,15 @@ class KernelGCVModule(RunnerModule):
         self.initial_net = copy.deepcopy(net).requires_grad_(False)
         try:
             self.ridges = log_ridge_grid(
-                float(log10_ridge_min), float(log10_ridge_max), int(n_ridges))
+                float(log10_ridge_min), float(log10_ridge_max), int(n_ridges)
+            )
         except ValueError as error:
             raise ConfigError(f"model ridge grid: {error}") from None
         if len(decay_fit_ranks) != 2 or not 1 <= int(decay_fit_ranks[0]) < int(decay_fit_ranks[1]):
-            raise ConfigError(f"model.decay_fit_ranks must be [first, last], 1 <= first < last; "
-                              f"got {list(decay_fit_ranks)}")
+            raise ConfigError(
+                f"model.decay_fit_ranks must be [first, last], 1 <= first < last; "
+                f"got {list(decay_fit_ranks)}"
+            )
         self.decay_fit_ranks = (int(decay_fit_ranks[0]), int(decay_fit_ranks[1]))
         self.krr_train_split, self.krr_test_split = str(krr_train_split), str(krr_test_split)
         sources = RepresentationSources(
@@ -114,7 +117,8 @@ class KernelGCVModule(RunnerModule):
         train = self._split(datamodule, self.krr_train_split)
         test = self._split(datamodule, self.krr_test_split)
         results: dict[str, float | list[float]] = {
-            "analysis/log10_ridge": self.ridges.log10().tolist()}
+            "analysis/log10_ridge": self.ridges.log10().tolist()
+        }
         worst = 0.0
         for name, representation in self.representations.items():
             kernel_started = time.perf_counter()
@@ -133,6 +137,7 @@ class KernelGCVModule(RunnerModule):
     def _split(datamodule: Any, split: str) -> Batch:
         datamodule.prepare()
         if split not in datamodule.splits:
-            raise ConfigError(f"no data split {split!r} for KRR; the data has: "
-                              f"{', '.join(datamodule.splits)}")
+            raise ConfigError(
+                f"no data split {split!r} for KRR; the data has: {', '.join(datamodule.splits)}"
+            )
         return datamodule.tensors(split)

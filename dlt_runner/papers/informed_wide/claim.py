@@ -43,16 +43,20 @@ def _risk_per_lambda(runs: Sequence[Run], metric: str) -> dict[float, list[float
 
 
 def _u_shape_check(subject: str, lambdas: list[float], risks: list[float], seeds: int) -> Check:
-    statement = (f"{subject}: min over 0 < lambda < 1 of the test risk < {GAIN_MAX} × "
-                 f"min(risk(0), risk(1)), means over >= {MIN_SEEDS} seeds")
+    statement = (
+        f"{subject}: min over 0 < lambda < 1 of the test risk < {GAIN_MAX} × "
+        f"min(risk(0), risk(1)), means over >= {MIN_SEEDS} seeds"
+    )
     gain = interior_gain(lambdas, risks)
     if gain is None:
         return Check(statement, f"lambdas {lambdas}: need 0, 1 and an interior one", False)
     by_lambda = dict(zip(lambdas, risks, strict=True))
     interior = {lam: risk for lam, risk in by_lambda.items() if 0.0 < lam < 1.0}
     best = min(interior, key=interior.__getitem__)
-    measured = (f"risk(0) {by_lambda[0.0]:.4f}, risk(1) {by_lambda[1.0]:.4f}, best interior "
-                f"lambda {best:g}: {interior[best]:.4f}, ratio {gain:.3f} (seeds {seeds})")
+    measured = (
+        f"risk(0) {by_lambda[0.0]:.4f}, risk(1) {by_lambda[1.0]:.4f}, best interior "
+        f"lambda {best:g}: {interior[best]:.4f}, ratio {gain:.3f} (seeds {seeds})"
+    )
     return Check(statement, measured, gain < GAIN_MAX and seeds >= MIN_SEEDS)
 
 
@@ -61,8 +65,10 @@ def _reference_curve(runs: Sequence[Run]) -> tuple[list[float], list[float], int
     per_seed: dict[str, tuple[list[float], list[float]]] = {}
     for run in runs:
         if run.status == "ok" and REFERENCE_CURVE in run.curves:
-            per_seed.setdefault(run.overrides.get("seed", ""),
-                                (run.curves[REFERENCE_LAMBDAS], run.curves[REFERENCE_CURVE]))
+            per_seed.setdefault(
+                run.overrides.get("seed", ""),
+                (run.curves[REFERENCE_LAMBDAS], run.curves[REFERENCE_CURVE]),
+            )
     if not per_seed:
         return [], [], 0
     lambdas = next(iter(per_seed.values()))[0]
@@ -76,19 +82,25 @@ def verdict(runs: Sequence[Run]) -> Verdict:
     risks = _risk_per_lambda(sweep, RISK)
     seeds = min((len(values) for values in risks.values()), default=0)
     lambdas = list(risks)
-    result.checks.append(_u_shape_check("wide net", lambdas,
-                                        [mean(v) for v in risks.values()], seeds))
+    result.checks.append(
+        _u_shape_check("wide net", lambdas, [mean(v) for v in risks.values()], seeds)
+    )
 
     grid, curve, curve_seeds = _reference_curve(sweep)
     result.checks.append(_u_shape_check("infinite-width NTK reference", grid, curve, curve_seeds))
 
     reference = _risk_per_lambda(sweep, REFERENCE_RISK)
     if risks and reference:
-        table = ", ".join(f"{lam:g}: {mean(risks[lam]):.3f}/{mean(reference[lam]):.3f}"
-                          for lam in lambdas if lam in reference)
+        table = ", ".join(
+            f"{lam:g}: {mean(risks[lam]):.3f}/{mean(reference[lam]):.3f}"
+            for lam in lambdas
+            if lam in reference
+        )
         result.notes.append(f"test risk net/NTK reference per lambda: {table}")
-    for metric, label in (("analysis/knowledge_error", "knowledge imperfectness E(g-f*)^2"),
-                          ("analysis/label_noise_variance", "label noise variance")):
+    for metric, label in (
+        ("analysis/knowledge_error", "knowledge imperfectness E(g-f*)^2"),
+        ("analysis/label_noise_variance", "label noise variance"),
+    ):
         values = [run.get(metric) for run in sweep if run.status == "ok" and metric in run.metrics]
         if values:
             result.notes.append(f"{label}: {mean(values):.3f}")

@@ -59,14 +59,19 @@ class InformedRegressionData(TensorDataModule):
     ) -> None:
         super().__init__(**kwargs)
         choose("knowledge", knowledge, KNOWLEDGE_ERRORS)
-        sizes = {"n_labelled": n_labelled, "n_unlabelled": n_unlabelled, "n_val": n_val,
-                 "n_test": n_test}
+        sizes = {
+            "n_labelled": n_labelled,
+            "n_unlabelled": n_unlabelled,
+            "n_val": n_val,
+            "n_test": n_test,
+        }
         for name, size in sizes.items():
             if int(size) < 0:
                 raise ConfigError(f"data.{name} must be >= 0, got {size}")
         if int(n_test) < 1:
-            raise ConfigError(f"data.n_test must be >= 1 (the analysis measures the test risk), "
-                              f"got {n_test}")
+            raise ConfigError(
+                f"data.n_test must be >= 1 (the analysis measures the test risk), got {n_test}"
+            )
         if int(n_labelled) + int(n_unlabelled) < 1:
             raise ConfigError("data.n_labelled + data.n_unlabelled must be >= 1 (no train points)")
         if float(label_noise) < 0:
@@ -95,8 +100,9 @@ class InformedRegressionData(TensorDataModule):
                 splits[split] = self._points(n, everywhere, everywhere, generator)
         return splits
 
-    def _points(self, n: int, labelled: Tensor, informed: Tensor,
-                generator: torch.Generator) -> Batch:
+    def _points(
+        self, n: int, labelled: Tensor, informed: Tensor, generator: torch.Generator
+    ) -> Batch:
         x = gaussian_inputs(n, INPUT_DIM, generator, std=math.sqrt(4.0 / INPUT_DIM))
         target = truth(x)
         noise = self.label_noise * torch.randn(n, generator=generator, dtype=x.dtype)

@@ -74,8 +74,9 @@ KNOWLEDGE_ERRORS: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 
-def knowledge_labels(x: Tensor, knowledge: str = "missing_term",
-                     error_scale: float = 1.0) -> Tensor:
+def knowledge_labels(
+    x: Tensor, knowledge: str = "missing_term", error_scale: float = 1.0
+) -> Tensor:
     """g(x) = f*(x) + error_scale * e(x), e the named knowledge error (s = 0: perfect knowledge)."""
     error = choose("knowledge", knowledge, KNOWLEDGE_ERRORS)
     return truth(x) + error_scale * error(x)
@@ -193,8 +194,9 @@ def informed_loss(
     """
     label = masked_mean(label_squared_error, labelled)
     knowledge = masked_mean(knowledge_squared_residual, informed)
-    return InformedLoss((1.0 - knowledge_weight) * label + knowledge_weight * knowledge,
-                        label, knowledge)
+    return InformedLoss(
+        (1.0 - knowledge_weight) * label + knowledge_weight * knowledge, label, knowledge
+    )
 
 
 def blended_targets(

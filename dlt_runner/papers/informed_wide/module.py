@@ -95,7 +95,8 @@ class InformedWideModule(RunnerModule):
         self.reference_lambdas = [float(v) for v in reference_lambdas]
         if any(not 0.0 <= v <= 1.0 for v in self.reference_lambdas):
             raise ConfigError(
-                f"model.reference_lambdas must lie in [0, 1], got {reference_lambdas}")
+                f"model.reference_lambdas must lie in [0, 1], got {reference_lambdas}"
+            )
         self.reference_learning_rate = float(reference_learning_rate)
         if reference_steps is not None and int(reference_steps) < 1:
             raise ConfigError(
@@ -140,10 +141,17 @@ class InformedWideModule(RunnerModule):
             if self.knowledge_weight > 0 or self.knowledge.function_valued
             else torch.zeros_like(outputs)
         )
-        parts = informed_loss((outputs - labels) ** 2, batch["labelled"], knowledge,
-                              batch["informed"], self.knowledge_weight)
-        return parts.total, {"loss_label": parts.label.detach(),
-                             "loss_knowledge": parts.knowledge.detach()}
+        parts = informed_loss(
+            (outputs - labels) ** 2,
+            batch["labelled"],
+            knowledge,
+            batch["informed"],
+            self.knowledge_weight,
+        )
+        return parts.total, {
+            "loss_label": parts.label.detach(),
+            "loss_knowledge": parts.knowledge.detach(),
+        }
 
     def evaluate(self, batch: Batch, split: str) -> dict[str, Tensor]:
         outputs = self.predict(batch["x"])
@@ -165,7 +173,8 @@ class InformedWideModule(RunnerModule):
             "test_risk": float(torch.mean((self.predict(test["x"]) - test["truth"]) ** 2)),
             "knowledge_error": float(torch.mean((test["knowledge"] - test["truth"]) ** 2)),
             "label_noise_variance": float(
-                masked_mean((train["y"] - train["truth"]) ** 2, labelled)),
+                masked_mean((train["y"] - train["truth"]) ** 2, labelled)
+            ),
         }
         if self.reference_kernel != "none":
             results.update(self.reference_curve(train, test))
@@ -174,38 +183,50 @@ class InformedWideModule(RunnerModule):
     def reference_kernels(self, train_x: Tensor, test_x: Tensor) -> tuple[Tensor, Tensor]:
         """(Theta(train, train), Theta(test, train)) of the reference, float64."""
         if self.reference_kernel == "analytic":
-            return (infinite_width_ntk(self.net.base, train_x),
-                    infinite_width_ntk(self.net.base, test_x, train_x))
+            return (
+                infinite_width_ntk(self.net.base, train_x),
+                infinite_width_ntk(self.net.base, test_x, train_x),
+            )
         initial = self.net.initial
         names = [name for name, _ in initial.named_parameters()]
         with torch.enable_grad():
-            return (empirical_ntk(initial, train_x, parameters=names, dtype=torch.float64),
-                    empirical_ntk(initial, test_x, train_x, parameters=names, dtype=torch.float64))
+            return (
+                empirical_ntk(initial, train_x, parameters=names, dtype=torch.float64),
+                empirical_ntk(initial, test_x, train_x, parameters=names, dtype=torch.float64),
+            )
 
-    def reference_risk(self, kernels: tuple[Tensor, Tensor], train: Batch, test: Batch,
-                       knowledge_weight: float) -> float:
+    def reference_risk(
+        self, kernels: tuple[Tensor, Tensor], train: Batch, test: Batch, knowledge_weight: float
+    ) -> float:
         """Test risk of the infinite-width net trained on the informed loss at this lambda."""
         labels = blend_labels(train["y"].double(), train["knowledge"].double(), self.label_blend)
-        weights, targets = blended_targets(labels, train["labelled"], train["knowledge"].double(),
-                                           train["informed"], knowledge_weight)
+        weights, targets = blended_targets(
+            labels,
+            train["labelled"],
+            train["knowledge"].double(),
+            train["informed"],
+            knowledge_weight,
+        )
         predictions = gradient_descent_predictions(
-            *kernels, weights, targets, self.reference_learning_rate, self.reference_steps)
+            *kernels, weights, targets, self.reference_learning_rate, self.reference_steps
+        )
         return float(torch.mean((predictions - test["truth"].double()) ** 2))
 
     def reference_curve(self, train: Batch, test: Batch) -> dict[str, Any]:
         """The reference's risk at this run's lambda and over ``reference_lambdas``."""
         kernels = self.reference_kernels(train["x"], test["x"])
         results: dict[str, Any] = {
-            "ntk_test_risk": self.reference_risk(kernels, train, test, self.knowledge_weight)}
+            "ntk_test_risk": self.reference_risk(kernels, train, test, self.knowledge_weight)
+        }
         if not self.reference_lambdas:
             return results
         curve = [self.reference_risk(kernels, train, test, lam) for lam in self.reference_lambdas]
         results["ntk_lambdas"] = list(self.reference_lambdas)
         results["ntk_risk_vs_lambda"] = curve
-        results["ntk_best_lambda"] = self.reference_lambdas[min(range(len(curve)),
-                                                                key=curve.__getitem__)]
+        results["ntk_best_lambda"] = self.reference_lambdas[
+            min(range(len(curve)), key=curve.__getitem__)
+        ]
         gain = interior_gain(self.reference_lambdas, curve)
         if gain is not None:
             results["ntk_gain"] = gain
         return results
-

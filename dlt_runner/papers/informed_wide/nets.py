@@ -88,15 +88,22 @@ def infinite_width_ntk(mlp: MLP, x1: Tensor, x2: Tensor | None = None) -> Tensor
     """
     check_infinite_width_ntk(mlp)
     kernel = _INFINITE_WIDTH_KERNELS[type(mlp.activation)]
-    bias_stds = [std if layer.bias is not None else 0.0
-                 for std, layer in zip(mlp.bias_stds, mlp.layers, strict=True)]
-    _, ntk = kernel(*input_covariance(x1, x2), depth=len(mlp.layers) - 1,
-                    weight_std=mlp.weight_stds, bias_std=bias_stds)
+    bias_stds = [
+        std if layer.bias is not None else 0.0
+        for std, layer in zip(mlp.bias_stds, mlp.layers, strict=True)
+    ]
+    _, ntk = kernel(
+        *input_covariance(x1, x2),
+        depth=len(mlp.layers) - 1,
+        weight_std=mlp.weight_stds,
+        bias_std=bias_stds,
+    )
     return ntk
 
 
-def gradient_descent_spectral_factor(eigenvalues: Tensor, learning_rate: float,
-                                     steps: int | None) -> Tensor:
+def gradient_descent_spectral_factor(
+    eigenvalues: Tensor, learning_rate: float, steps: int | None
+) -> Tensor:
     """phi_K(e) = (1 - (1 - 2 lr e)^K) / e, with phi_K(0) = 2 lr K; K = None: 1/e (0 at e = 0).
 
     Small 2 lr e uses expm1/log1p, so phi is accurate where 1 - (1 - 2 lr e)^K cancels.

@@ -65,8 +65,9 @@ def layer_tangent_kernels(
                 gram += delta @ delta.T
     backward.append(x.new_full((n, n), float(n_logits)))
     kernels = {}
-    for name, layer, gram, h in zip(model.layer_names, model.layers, backward, layer_inputs,
-                                    strict=True):
+    for name, layer, gram, h in zip(
+        model.layer_names, model.layers, backward, layer_inputs, strict=True
+    ):
         kernel = layer.weight_multiplier**2 * gram * (h @ h.T)
         if include_bias and layer.bias is not None:
             kernel = kernel + layer.bias_multiplier**2 * gram
@@ -81,8 +82,11 @@ def jacobian_layer_kernels(
     reference `layer_tangent_kernels` is tested against; works for any net with `layers`."""
     names = [f"{name}.weight" for name in net.layer_names]
     if include_bias:
-        names += [f"{name}.bias" for name, layer in zip(net.layer_names, net.layers, strict=True)
-                  if layer.bias is not None]
+        names += [
+            f"{name}.bias"
+            for name, layer in zip(net.layer_names, net.layers, strict=True)
+            if layer.bias is not None
+        ]
     return empirical_ntk(net, x, output="trace", per_layer=True, parameters=names, dtype=dtype)
 
 
@@ -161,7 +165,7 @@ def weight_gradient_norms(net: MLP, loss: Tensor) -> list[float]:
 # sharpens towards a step at large q, where 201-node Gauss-Hermite is off by 3e-2 (erf^2, q = 100).
 _GRID_STEP = 0.02
 _GRID = torch.arange(-1200, 1201, dtype=torch.float64) * _GRID_STEP  # |z| <= 24 sigma
-_GRID_WEIGHTS = _GRID_STEP * torch.exp(-_GRID**2 / 2) / math.sqrt(2 * math.pi)
+_GRID_WEIGHTS = _GRID_STEP * torch.exp(-(_GRID**2) / 2) / math.sqrt(2 * math.pi)
 
 
 def gaussian_expectation(function: Callable[[Tensor], Tensor], variance: Tensor | float) -> Tensor:

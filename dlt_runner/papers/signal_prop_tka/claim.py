@@ -40,8 +40,10 @@ def mean_curve(runs: Sequence[Run], curve: str) -> list[float]:
 
 
 def _describe(peak: AlignmentPeak) -> str:
-    return (f"peak layer {peak.layer}/{peak.n_layers}, A_peak - A_first {peak.minus_first:.3f}, "
-            f"A_peak - A_last {peak.minus_last:.3f}")
+    return (
+        f"peak layer {peak.layer}/{peak.n_layers}, A_peak - A_first {peak.minus_first:.3f}, "
+        f"A_peak - A_last {peak.minus_last:.3f}"
+    )
 
 
 def verdict(runs: Sequence[Run]) -> Verdict:
@@ -51,33 +53,49 @@ def verdict(runs: Sequence[Run]) -> Verdict:
     final = mean_curve(checked, "analysis/align_final")
     at = f"sigma_w = {CHECKED_WEIGHT_STD:g}"
     if not final:
-        result.checks.append(Check(f"trained alignment at {at} peaks at a hidden layer",
-                                   f"no finished run at {at} logged analysis/align_final", False))
+        result.checks.append(
+            Check(
+                f"trained alignment at {at} peaks at a hidden layer",
+                f"no finished run at {at} logged analysis/align_final",
+                False,
+            )
+        )
         return result
 
     peak = alignment_peak(final)
-    per_seed = [alignment_peak(run.curves["analysis/align_final"]) for run in checked
-                if "analysis/align_final" in run.curves]
-    seeds = (f"per seed: peak {', '.join(str(p.layer) for p in per_seed)}; first-gap "
-             f"{', '.join(f'{p.minus_first:.3f}' for p in per_seed)}; last-gap "
-             f"{', '.join(f'{p.minus_last:.3f}' for p in per_seed)}")
+    per_seed = [
+        alignment_peak(run.curves["analysis/align_final"])
+        for run in checked
+        if "analysis/align_final" in run.curves
+    ]
+    seeds = (
+        f"per seed: peak {', '.join(str(p.layer) for p in per_seed)}; first-gap "
+        f"{', '.join(f'{p.minus_first:.3f}' for p in per_seed)}; last-gap "
+        f"{', '.join(f'{p.minus_last:.3f}' for p in per_seed)}"
+    )
     curve = " ".join(f"{a:.2f}" for a in final)
-    result.checks.append(Check(
-        f"trained alignment at {at} peaks at a hidden layer (not the first, not the readout)",
-        f"mean over {len(per_seed)} seeds: peak layer {peak.layer} of {peak.n_layers}; "
-        f"A = {curve}",
-        peak.is_hidden,
-    ))
-    result.checks.append(Check(
-        f"{at}: A_peak - A_first > {MIN_PEAK_MINUS_FIRST}",
-        f"{peak.minus_first:.3f} ({seeds})",
-        peak.minus_first > MIN_PEAK_MINUS_FIRST,
-    ))
-    result.checks.append(Check(
-        f"{at}: A_peak - A_last > {MIN_PEAK_MINUS_LAST}",
-        f"{peak.minus_last:.3f}",
-        peak.minus_last > MIN_PEAK_MINUS_LAST,
-    ))
+    result.checks.append(
+        Check(
+            f"trained alignment at {at} peaks at a hidden layer (not the first, not the readout)",
+            f"mean over {len(per_seed)} seeds: peak layer {peak.layer} of {peak.n_layers}; "
+            f"A = {curve}",
+            peak.is_hidden,
+        )
+    )
+    result.checks.append(
+        Check(
+            f"{at}: A_peak - A_first > {MIN_PEAK_MINUS_FIRST}",
+            f"{peak.minus_first:.3f} ({seeds})",
+            peak.minus_first > MIN_PEAK_MINUS_FIRST,
+        )
+    )
+    result.checks.append(
+        Check(
+            f"{at}: A_peak - A_last > {MIN_PEAK_MINUS_LAST}",
+            f"{peak.minus_last:.3f}",
+            peak.minus_last > MIN_PEAK_MINUS_LAST,
+        )
+    )
 
     for weight_std, group in groups.items():
         init = mean_curve(group, "analysis/align_init")
@@ -89,6 +107,8 @@ def verdict(runs: Sequence[Run]) -> Verdict:
             f"{init_text}; after training {_describe(alignment_peak(trained))}; val acc "
             f"{mean_metric(group, 'val/acc'):.3f}"
         )
-    result.notes.append("chi_1 = sigma_w^2 E[phi'(z)^2] at the fixed point q*: < 1 ordered, > 1 "
-                        "chaotic (mean-field signal propagation)")
+    result.notes.append(
+        "chi_1 = sigma_w^2 E[phi'(z)^2] at the fixed point q*: < 1 ordered, > 1 "
+        "chaotic (mean-field signal propagation)"
+    )
     return result
