@@ -107,7 +107,7 @@ def run_main() -> None:
 
 def claims_main(argv: list[str] | None = None) -> None:
     """``dlt-claims <paper>|all [overrides...]``: run claim grids, print holds/fails, exit 0/1."""
-    from dlt_runner.core.claims import main as claims
+    from dlt_runner.sweeps.claims import main as claims
 
     argv = sys.argv[1:] if argv is None else argv
     code = _report_errors("dlt-claims", lambda: claims(argv))
@@ -116,7 +116,7 @@ def claims_main(argv: list[str] | None = None) -> None:
 
 def report_main(argv: list[str] | None = None) -> None:
     """``dlt-report SWEEP_DIR``: summary.csv, mean ± std over seeds, plots of swept metrics."""
-    from dlt_runner.core.report import main as report
+    from dlt_runner.sweeps.report import main as report
 
     argv = sys.argv[1:] if argv is None else argv
     raise SystemExit(_report_errors("dlt-report", lambda: report(argv)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from conftest import cli
 
-from dlt_runner.core.claims import available_claims
+from dlt_runner.sweeps.claims import available_claims
 
 
 @pytest.mark.claim

@@ -7,21 +7,17 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from dlt_runner.core.claims import (
-    Check,
-    Run,
-    Sweep,
-    Verdict,
-    group_mean,
-    load_runs,
-    load_sweeps,
-    mean_metric,
-    render_markdown,
-    run_claim,
-    select,
-)
 from dlt_runner.core.errors import ConfigError
 from dlt_runner.core.metrics_file import write_metrics
+from dlt_runner.sweeps.claims import (
+    Check,
+    Sweep,
+    Verdict,
+    load_sweeps,
+    render_markdown,
+    run_claim,
+)
+from dlt_runner.sweeps.runs import Run, group_mean, load_runs, mean_metric, select
 
 SWEEP = Sweep(
     "main",

@@ -7,7 +7,7 @@ import csv
 from omegaconf import OmegaConf
 
 from dlt_runner.core.metrics_file import write_metrics
-from dlt_runner.core.report import main
+from dlt_runner.sweeps.report import main
 
 
 def _job(sweep, number, overrides, metrics, status="ok"):

@@ -11,7 +11,6 @@ import pytest
 import torch
 from torch import nn
 
-from dlt_runner.core.claims import Run
 from dlt_runner.core.errors import ConfigError
 from dlt_runner.core.schedules import step_decay
 from dlt_runner.papers.clofnet import simulator
@@ -19,6 +18,7 @@ from dlt_runner.papers.clofnet.claim import verdict
 from dlt_runner.papers.clofnet.data import SMOKE_TRAJECTORIES, NBodyData, split_generator
 from dlt_runner.papers.clofnet.module import NBodyModule
 from dlt_runner.papers.clofnet.nets import EGNN, ClofNet, ConstantVelocity
+from dlt_runner.sweeps.runs import Run
 
 # A 500-step horizon instead of 1,000 after step 3,100: the same dynamics, simulated ~7x faster.
 SHORT = {"input_step": 30, "target_step": 530}

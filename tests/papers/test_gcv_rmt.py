@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlt_runner.core.claims import Run
 from dlt_runner.core.errors import ConfigError
 from dlt_runner.core.kernels import SpectralKernelRidge, arccos_k1, kernel_ridge_predict
 from dlt_runner.data.digits import DigitsData
@@ -35,6 +34,7 @@ from dlt_runner.papers.gcv_rmt.representations import (
     RepresentationSources,
     build_representations,
 )
+from dlt_runner.sweeps.runs import Run
 
 F64 = torch.float64
 RIDGES = torch.logspace(-4, 1, 6, dtype=F64)

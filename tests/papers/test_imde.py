@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch import nn
 
-from dlt_runner.core.claims import Run
 from dlt_runner.core.errors import ConfigError
 from dlt_runner.nn import MLP
 from dlt_runner.papers.imde.claim import verdict
@@ -16,6 +15,7 @@ from dlt_runner.papers.imde.data import FlowPairData
 from dlt_runner.papers.imde.integrators import RK4
 from dlt_runner.papers.imde.module import NeuralODEModule
 from dlt_runner.papers.imde.systems import Pendulum
+from dlt_runner.sweeps.runs import Run
 
 
 class TrueField(nn.Module):

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlt_runner.core.claims import Run
 from dlt_runner.core.errors import ConfigError
 from dlt_runner.core.kernels import empirical_ntk
 from dlt_runner.nn import MLP
@@ -37,6 +36,7 @@ from dlt_runner.papers.informed_wide.nets import (
     gradient_descent_spectral_factor,
     infinite_width_ntk,
 )
+from dlt_runner.sweeps.runs import Run
 
 F64 = torch.float64
 W1 = torch.tensor(FIRST_DIRECTION, dtype=F64)

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from dlt_runner.core.claims import Run, select
 from dlt_runner.core.errors import ConfigError
 from dlt_runner.core.kernels import (
     arccos_k0,
@@ -30,6 +29,7 @@ from dlt_runner.papers.ntk_reverse.hermite import (
 from dlt_runner.papers.ntk_reverse.kernel_fit import PolynomialFit, power_series
 from dlt_runner.papers.ntk_reverse.module import KernelMimicModule, check_on_sphere
 from dlt_runner.papers.ntk_reverse.nets import DeepKernel, DeepNet, ShallowNet
+from dlt_runner.sweeps.runs import Run, select
 
 F64 = torch.float64
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlt_runner.core.claims import Run
 from dlt_runner.core.errors import ConfigError
 from dlt_runner.core.kernels import kernel_alignment
 from dlt_runner.data.digits import DigitsData
@@ -31,6 +30,7 @@ from dlt_runner.papers.signal_prop_tka.alignment import (
 from dlt_runner.papers.signal_prop_tka.claim import mean_curve, verdict
 from dlt_runner.papers.signal_prop_tka.module import SignalPropModule
 from dlt_runner.papers.signal_prop_tka.nets import DeepMLP
+from dlt_runner.sweeps.runs import Run
 
 F64 = torch.float64
 # float64 kernels of O(1) entries from sums of a few hundred products: round-off ~1e-15.

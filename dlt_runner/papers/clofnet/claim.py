@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from dlt_runner.core.claims import Check, Run, Verdict, mean_metric, select
+from dlt_runner.sweeps.claims import Check, Verdict
+from dlt_runner.sweeps.runs import Run, mean_metric, select
 
 MODELS = {
     "clofnet": "clofnet/clofnet",

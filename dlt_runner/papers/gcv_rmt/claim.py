@@ -15,7 +15,8 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-from dlt_runner.core.claims import Check, Run, Verdict, mean_metric, select
+from dlt_runner.sweeps.claims import Check, Verdict
+from dlt_runner.sweeps.runs import Run, mean_metric, select
 
 MEDIAN_REL_ERR_MAX = 0.10
 GCV_CHOICE_RATIO_REPORTED = 1.10

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dlt_runner.core.claims import Check, Run, Verdict, group_mean, mean_metric, select
 from dlt_runner.papers.imde.analysis import empirical_order
+from dlt_runner.sweeps.claims import Check, Verdict
+from dlt_runner.sweeps.runs import Run, group_mean, mean_metric, select
 
 IMDE_RATIO_MAX = 0.2
 DRIFT_RATIO_MAX = 0.3

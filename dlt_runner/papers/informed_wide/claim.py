@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from statistics import mean
 
-from dlt_runner.core.claims import Check, Run, Verdict, select
+from dlt_runner.sweeps.claims import Check, Verdict
+from dlt_runner.sweeps.runs import Run, select
 
 GAIN_MAX = 0.85
 MIN_SEEDS = 3

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dlt_runner.core.claims import Check, Run, Verdict, mean_metric, select
+from dlt_runner.sweeps.claims import Check, Verdict
+from dlt_runner.sweeps.runs import Run, mean_metric, select
 
 KERNEL_ERROR_MAX = 0.10
 ACCURACY_GAP_MAX = 0.03

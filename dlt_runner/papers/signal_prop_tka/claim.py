@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 import torch
 
-from dlt_runner.core.claims import Check, Run, Verdict, mean_metric, select
 from dlt_runner.papers.signal_prop_tka.alignment import AlignmentPeak, alignment_peak
+from dlt_runner.sweeps.claims import Check, Verdict
+from dlt_runner.sweeps.runs import Run, mean_metric, select
 
 CHECKED_WEIGHT_STD = 1.0
 MIN_PEAK_MINUS_FIRST = 0.05

@@ -14,35 +14,18 @@ import importlib
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import mean
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from dlt_runner import CONFIG_DIR
 from dlt_runner.core.errors import ConfigError, unknown_choice
-from dlt_runner.core.metrics_file import read_metrics
+from dlt_runner.sweeps.runs import Run, load_runs
 
-# --------------------------------------------------------------------------- results
-
-
-@dataclass
-class Run:
-    """One finished job of a claim sweep."""
-
-    sweep: str
-    overrides: dict[str, str]
-    status: str
-    metrics: dict[str, float]
-    curves: dict[str, list[float]]
-    directory: Path
-
-    def get(self, metric: str) -> float:
-        value = self.metrics.get(metric)
-        return float("nan") if value is None else float(value)
+# --------------------------------------------------------------------------- verdicts
 
 
 @dataclass
@@ -63,61 +46,6 @@ class Verdict:
     @property
     def holds(self) -> bool:
         return bool(self.checks) and all(check.holds for check in self.checks)
-
-
-def select(runs: Iterable[Run], sweep: str | None = None, **overrides: Any) -> list[Run]:
-    """Runs of ``sweep`` whose overrides match the keyword arguments.
-
-    Dotted keys go through a dict: ``select(runs, **{"model.integrator": "euler"})``.
-    """
-    return [
-        run
-        for run in runs
-        if (sweep is None or run.sweep == sweep)
-        and all(run.overrides.get(key) == str(value) for key, value in overrides.items())
-    ]
-
-
-def mean_metric(runs: Sequence[Run], metric: str) -> float:
-    """Mean of a metric over runs that finished ``ok``; NaN when none did."""
-    values = [run.get(metric) for run in runs if run.status == "ok"]
-    return mean(values) if values else float("nan")
-
-
-def group_mean(runs: Sequence[Run], key: str, metric: str) -> dict[str, float]:
-    """Mean of ``metric`` per value of override ``key`` (e.g. per integrator, over seeds)."""
-    values = sorted({run.overrides.get(key, "") for run in runs})
-    return {
-        value: mean_metric([r for r in runs if r.overrides.get(key, "") == value], metric)
-        for value in values
-    }
-
-
-def load_runs(sweep_dir: Path, sweep: str) -> list[Run]:
-    """Every job dir (one with ``.hydra/overrides.yaml``) under a sweep dir."""
-    runs = []
-    for overrides_file in sorted(sweep_dir.glob("*/.hydra/overrides.yaml"), key=_job_order):
-        job_dir = overrides_file.parent.parent
-        record = read_metrics(job_dir)
-        overrides = dict(
-            item.split("=", 1) for item in OmegaConf.load(overrides_file) if "=" in item
-        )
-        runs.append(
-            Run(
-                sweep,
-                overrides,
-                record.get("status", "failed"),
-                {k: v for k, v in record.get("metrics", {}).items() if v is not None},
-                record.get("curves", {}),
-                job_dir,
-            )
-        )
-    return runs
-
-
-def _job_order(path: Path) -> tuple[int, str]:
-    name = path.parent.parent.name
-    return (int(name), name) if name.isdigit() else (1 << 30, name)
 
 
 # --------------------------------------------------------------------------- specs
@@ -263,7 +191,7 @@ def main(argv: Sequence[str]) -> int:
     markdown = render_markdown(verdicts)
     root.mkdir(parents=True, exist_ok=True)
     (root / "claims.md").write_text(markdown)
-    from dlt_runner.core.report import write_summary
+    from dlt_runner.sweeps.report import write_summary
 
     for sweep_dir in sorted(p.parent for p in root.rglob("multirun.yaml")):
         write_summary(sweep_dir)

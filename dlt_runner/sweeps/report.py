@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from statistics import mean, stdev
 
-from dlt_runner.core.claims import Run, load_runs
 from dlt_runner.core.errors import ConfigError
+from dlt_runner.sweeps.runs import Run, load_runs
 
 SUMMARY_FILE = "summary.csv"
 MEAN_STD_FILE = "summary_mean_std.csv"
