@@ -1,8 +1,9 @@
-"""Torchvision datasets (CIFAR-10/100, MNIST) in memory, for paper-scale presets.
+"""Image datasets (CIFAR-10/100, MNIST) in memory, for paper-scale presets.
 
-Needs the optional ``vision`` extra (``pip install -e '.[vision]'``) and the files on disk
-under ``paths.data_dir``: nothing is downloaded unless ``data.download=true``. Absent data
-fails before training with a message naming the override that fixes it.
+The files are read in their own formats from torchvision's folder layout under
+``paths.data_dir`` (:mod:`dlt_runner.data.vision_files`), so torchvision is needed only to
+download them (``data.download=true``, the ``vision`` extra, a machine with internet access).
+Absent data fails before training with a message naming the overrides that fix it.
 """
 
 from __future__ import annotations
@@ -13,31 +14,47 @@ import torch
 
 from dlt_runner.core.datamodule import Batch, TensorDataModule
 from dlt_runner.core.errors import ConfigError, DatasetUnavailable, unknown_choice
+from dlt_runner.data import vision_files
 from dlt_runner.data.digits import NORMALIZATIONS, normalize, one_hot_targets
 
 DATASETS = {"cifar10": ("CIFAR10", 10), "cifar100": ("CIFAR100", 100), "mnist": ("MNIST", 10)}
 
 
-def _torchvision_dataset(name: str, root: Path, train: bool, download: bool):
+def _download(name: str, root: Path) -> None:
+    """Fetch the files with torchvision (the only use of torchvision here)."""
     try:
         import torchvision
     except ImportError:
         raise DatasetUnavailable(
-            f"data {name} needs torchvision: pip install -e '.[vision]' (see README, GPU section)"
+            f"data.download=true needs torchvision to fetch {name}: pip install -e '.[vision]', "
+            f"or put the files under paths.data_dir={root}"
         ) from None
     cls = getattr(torchvision.datasets, DATASETS[name][0])
-    try:
-        return cls(root=str(root), train=train, download=download)
-    except RuntimeError as error:  # torchvision: "Dataset not found or corrupted"
+    for train in (True, False):
+        try:
+            cls(root=str(root), train=train, download=True)
+        except (RuntimeError, OSError) as error:  # offline: URLError is an OSError
+            raise DatasetUnavailable(
+                f"could not download {name} into {root} ({error}); on an offline machine put "
+                f"the files there or point paths.data_dir=/path/to/datasets at a copy"
+            ) from None
+
+
+def _check_present(name: str, root: Path) -> None:
+    missing = [
+        path for train in (True, False) for path in vision_files.missing_files(name, root, train)
+    ]
+    if missing:
         raise DatasetUnavailable(
-            f"{name} is not under {root} ({error}). This machine may be offline: put the dataset "
-            f"there, point paths.data_dir=/path/to/datasets at a copy, or set data.download=true "
-            f"on a machine with internet access."
-        ) from None
+            f"{name} is not under {root} (missing {missing[0]}). This machine may be offline: "
+            f"put the dataset there (torchvision's layout), point "
+            f"paths.data_dir=/path/to/datasets at a copy, or set data.download=true on a "
+            f"machine with internet access."
+        )
 
 
 class VisionData(TensorDataModule):
-    """A torchvision dataset held as tensors: ``x`` (N, C, H, W) or flat, ``y``, ``y_onehot``.
+    """An image dataset held as tensors: ``x`` (N, C, H, W) or flat, ``y``, ``y_onehot``.
 
     Args:
         name: ``cifar10``, ``cifar100`` or ``mnist``.
@@ -73,14 +90,17 @@ class VisionData(TensorDataModule):
 
     def prepare_data(self) -> None:
         # Fails fast (before the trainer starts) when the files are absent.
-        for train in (True, False):
-            _torchvision_dataset(self.name, self.root, train, self.download)
+        if self.download and any(
+            vision_files.missing_files(self.name, self.root, train) for train in (True, False)
+        ):
+            _download(self.name, self.root)
+        _check_present(self.name, self.root)
 
     def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        dataset = _torchvision_dataset(self.name, self.root, train, self.download)
-        x = torch.as_tensor(dataset.data).to(torch.float32) / 255.0
+        images, labels = vision_files.read(self.name, self.root, train)
+        x = torch.from_numpy(images.copy()).to(torch.float32) / 255.0
         x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
-        return x, torch.as_tensor(dataset.targets, dtype=torch.long)
+        return x, torch.from_numpy(labels)
 
     def build(self) -> dict[str, Batch]:
         x_train, y_train = self._load(train=True)
