@@ -1,13 +1,16 @@
 """Pointwise activations picked by the name a config types (`activation: tanh`).
 
 `erf` is here because the infinite-width kernels of erf nets have a closed form
-(Williams 1997; `core.kernels.erf_nngp_ntk`), which papers 02 and 07 compare against.
+(Williams 1997; `theory.closed_form_kernels.erf_nngp_ntk`), which the reverse-engineered
+kernels of Simon et al. 2022 are compared against.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from dlt_runner.core.errors import choose
 
 
 class Erf(nn.Module):
@@ -26,6 +29,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "softplus": nn.Softplus,
     "sigmoid": nn.Sigmoid,
     "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
     "identity": nn.Identity,
 }
 
@@ -33,14 +37,9 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 def get_activation(name_or_module: str | nn.Module) -> nn.Module:
     """A fresh activation module for a registry name, or the given module unchanged.
 
-    Passing a module lets a paper plug in its own activation (e.g. paper 02's Hermite
-    polynomial), including one that Hydra instantiated from a nested `_target_`.
+    Passing a module lets a paper plug in its own activation (e.g. the Hermite polynomial of
+    Simon et al. 2022), including one that Hydra instantiated from a nested `_target_`.
     """
     if isinstance(name_or_module, nn.Module):
         return name_or_module
-    if isinstance(name_or_module, str) and name_or_module in ACTIVATIONS:
-        return ACTIVATIONS[name_or_module]()
-    raise ValueError(
-        f"unknown activation {name_or_module!r}; choose one of: {', '.join(ACTIVATIONS)}"
-        " (or pass an nn.Module)"
-    )
+    return choose("activation", name_or_module, ACTIVATIONS)()

@@ -1,8 +1,9 @@
 """Fully-connected network with a choice of parameterisation and per-layer init scales.
 
-Shared by papers 01 (IMDE vector field), 02 (shallow nets with engineered activations),
-04 (wide informed nets), 07 (deep nets at ordered / edge-of-chaos / chaotic init) and
-14 (the MLP whose empirical NTK is regressed on).
+Shared by the IMDE vector field (Zhu et al. 2022), the shallow nets with engineered
+activations (Simon et al. 2022), the wide informed nets (Yang & Ren 2022), the deep nets at
+ordered / edge-of-chaos / chaotic initialisation (Lou et al. 2022) and the MLP whose empirical
+NTK is regressed on (Wei et al. 2022).
 
 Two parameterisations, as in neural-tangents' `stax.Dense` (Jacot et al. 2018; Lee et al.
 2019, eq. 1) with sigma_w = `weight_std`, sigma_b = `bias_std`, n = fan-in:
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dlt_runner.core.errors import choose
 from dlt_runner.nn.activations import get_activation
 
 PARAMETERIZATIONS = ("standard", "ntk")
@@ -100,22 +102,21 @@ INITS: dict[str, Callable[[ScaledLinear, float, float, bool], None]] = {
 }
 
 
-def _per_layer(value: float | Sequence[float], n_layers: int, name: str) -> list[float]:
-    """A scalar broadcast to every linear layer, or a list with one entry per layer."""
+def per_layer(value: float | Sequence[float], n_layers: int, name: str) -> list[float]:
+    """A scalar broadcast to every linear layer, or a list with one entry per layer.
+
+    >>> per_layer(2, 3, "weight_std")
+    [2.0, 2.0, 2.0]
+    """
     if isinstance(value, Real):
         return [float(value)] * n_layers
     values = [float(v) for v in value]
     if len(values) != n_layers:
         raise ValueError(
-            f"{name} has {len(values)} entries but the MLP has {n_layers} linear layers; "
-            f"give one value or a list of {n_layers}"
+            f"{name} has {len(values)} entries but the net has {n_layers} linear layers "
+            f"(readout included); give one value or a list of {n_layers}"
         )
     return values
-
-
-def _check_choice(value: str, choices: Sequence[str], what: str) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
 
 
 class MLP(nn.Module):
@@ -151,14 +152,14 @@ class MLP(nn.Module):
             raise ValueError(
                 f"sizes must list at least an input and an output width, all >= 1; got {sizes}"
             )
-        _check_choice(parameterization, PARAMETERIZATIONS, "parameterization")
-        _check_choice(init, tuple(INITS), "init")
+        choose("parameterization", parameterization, dict.fromkeys(PARAMETERIZATIONS))
+        choose("init", init, INITS)
         n_layers = len(sizes) - 1
         self.sizes = sizes
         self.parameterization = parameterization
         self.init = init
-        self.weight_stds = _per_layer(weight_std, n_layers, "weight_std")
-        self.bias_stds = _per_layer(bias_std, n_layers, "bias_std")
+        self.weight_stds = per_layer(weight_std, n_layers, "weight_std")
+        self.bias_stds = per_layer(bias_std, n_layers, "bias_std")
         self.activation = get_activation(activation)
         ntk = parameterization == "ntk"
         self.layers = nn.ModuleList(

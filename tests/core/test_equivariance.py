@@ -1,9 +1,9 @@
-"""Random rotations/reflections and the equivariance error (dlt_runner.core.equivariance)."""
+"""Random rotations/reflections and the equivariance error (papers/clofnet/equivariance.py)."""
 
 import pytest
 import torch
 
-from dlt_runner.core.equivariance import (
+from dlt_runner.papers.clofnet.equivariance import (
     equivariance_error,
     random_orthogonal,
     random_rotation,

@@ -6,7 +6,6 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from dlt_runner.core.equivariance import equivariance_error, random_rotation, reflection
 from dlt_runner.nn.graphs import (
     PairLinear,
     compact_pairwise_differences,
@@ -20,6 +19,7 @@ from dlt_runner.nn.graphs import (
     pairwise_differences,
     pairwise_products,
 )
+from dlt_runner.papers.clofnet.equivariance import equivariance_error, random_rotation, reflection
 from dlt_runner.papers.clofnet.nets import (
     EGNN,
     ClofNet,
@@ -179,7 +179,7 @@ def test_frame_rotates_with_the_input_and_e2_flips_under_reflection(normalizatio
 def test_unknown_options_are_rejected_with_the_choices():
     with pytest.raises(ValueError, match="choose one of: soft, exact, none"):
         ClofNet(frame_normalization="unit")
-    with pytest.raises(ValueError, match="choose one of: silu, relu"):
+    with pytest.raises(ValueError, match="unknown activation 'swish'; choose one of: relu, tanh"):
         EGNN(activation="swish")
 
 

@@ -10,20 +10,18 @@ import pytest
 import torch
 
 from dlt_runner.core.errors import ConfigError
-from dlt_runner.core.kernels import SpectralKernelRidge, arccos_k1, kernel_ridge_predict
 from dlt_runner.data.digits import DigitsData
 from dlt_runner.nn import MLP
 from dlt_runner.papers.gcv_rmt.claim import seed_averaged_median_rel_err, verdict
 from dlt_runner.papers.gcv_rmt.gcv import (
     eigen_decay_exponent,
     gcv,
+    holdout_risk,
     log_ridge_grid,
     normalize_trace,
     risk_curves,
     train_risk,
 )
-from dlt_runner.papers.gcv_rmt.gcv import test_accuracy as accuracy_of  # aliased: not a pytest test
-from dlt_runner.papers.gcv_rmt.gcv import test_risk as risk_of
 from dlt_runner.papers.gcv_rmt.module import KernelGCVModule
 from dlt_runner.papers.gcv_rmt.representations import (
     REPRESENTATIONS,
@@ -35,6 +33,9 @@ from dlt_runner.papers.gcv_rmt.representations import (
     build_representations,
 )
 from dlt_runner.sweeps.runs import Run
+from dlt_runner.theory.closed_form_kernels import arccos_k1
+from dlt_runner.theory.kernel_ridge import SpectralKernelRidge, kernel_ridge_predict
+from dlt_runner.theory.metrics import accuracy
 
 F64 = torch.float64
 RIDGES = torch.logspace(-4, 1, 6, dtype=F64)
@@ -132,7 +133,7 @@ def test_test_risk_of_noiseless_ridge_regression_on_an_orthogonal_design():
     X_test = torch.randn(m, d, generator=torch.Generator().manual_seed(3), dtype=F64)
     beta = torch.randn(d, 3, generator=torch.Generator().manual_seed(4), dtype=F64)
     krr = SpectralKernelRidge(X @ X.T, X @ beta)
-    risks = risk_of(krr.predict(X_test @ X.T, RIDGES), X_test @ beta)
+    risks = holdout_risk(krr.predict(X_test @ X.T, RIDGES), X_test @ beta)
     expected = (RIDGES / (1 + RIDGES)) ** 2 * (X_test @ beta).pow(2).sum() / m
     torch.testing.assert_close(risks, expected, rtol=1e-9, atol=1e-14)
 
@@ -143,7 +144,7 @@ def test_test_risk_and_accuracy_against_a_direct_solve_and_an_explicit_loop():
     Y_all = random_targets(20, outputs=4, seed=6)
     Y, Y_test = Y_all[:12], Y_all[12:]
     predictions = SpectralKernelRidge(K, Y).predict(K_test, RIDGES)
-    risks, accuracies = risk_of(predictions, Y_test), accuracy_of(predictions, Y_test)
+    risks, accuracies = holdout_risk(predictions, Y_test), accuracy(predictions, Y_test)
     for g, ridge in enumerate(RIDGES):
         direct = kernel_ridge_predict(K, Y, K_test, float(ridge))
         per_point = [float((direct[i] - Y_test[i]).pow(2).sum()) for i in range(8)]
@@ -155,7 +156,7 @@ def test_test_risk_and_accuracy_against_a_direct_solve_and_an_explicit_loop():
 def test_single_output_targets_keep_the_same_risk():
     K, y = random_kernel(10), random_targets(10, outputs=1)[:, 0]
     krr = SpectralKernelRidge(K, y)
-    risks = risk_of(krr.predict(K[:4], RIDGES), y[:4])
+    risks = holdout_risk(krr.predict(K[:4], RIDGES), y[:4])
     expected = (krr.predict(K[:4], RIDGES) - y[:4]).pow(2).mean(dim=1)
     torch.testing.assert_close(risks, expected)
 

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from dlt_runner.core.errors import ConfigError
-from dlt_runner.core.kernels import empirical_ntk
 from dlt_runner.nn import MLP
 from dlt_runner.papers.informed_wide.claim import interior_gain, verdict
 from dlt_runner.papers.informed_wide.data import InformedRegressionData
@@ -37,6 +36,7 @@ from dlt_runner.papers.informed_wide.nets import (
     infinite_width_ntk,
 )
 from dlt_runner.sweeps.runs import Run
+from dlt_runner.theory.entk import empirical_ntk
 
 F64 = torch.float64
 W1 = torch.tensor(FIRST_DIRECTION, dtype=F64)

@@ -7,14 +7,6 @@ import pytest
 import torch
 
 from dlt_runner.core.errors import ConfigError
-from dlt_runner.core.kernels import (
-    arccos_k0,
-    arccos_k1,
-    deep_nngp_ntk,
-    empirical_ntk,
-    input_covariance,
-    relu_arccos_nngp_ntk,
-)
 from dlt_runner.papers.ntk_reverse import claim
 from dlt_runner.papers.ntk_reverse.hermite import (
     HermiteActivation,
@@ -30,6 +22,14 @@ from dlt_runner.papers.ntk_reverse.kernel_fit import PolynomialFit, power_series
 from dlt_runner.papers.ntk_reverse.module import KernelMimicModule, check_on_sphere
 from dlt_runner.papers.ntk_reverse.nets import DeepKernel, DeepNet, ShallowNet
 from dlt_runner.sweeps.runs import Run, select
+from dlt_runner.theory.closed_form_kernels import (
+    arccos_k0,
+    arccos_k1,
+    deep_nngp_ntk,
+    input_covariance,
+    relu_arccos_nngp_ntk,
+)
+from dlt_runner.theory.entk import empirical_ntk
 
 F64 = torch.float64
 

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from dlt_runner.core.errors import ConfigError
-from dlt_runner.core.kernels import kernel_alignment
 from dlt_runner.data.digits import DigitsData
 from dlt_runner.nn.mlp import MLP
 from dlt_runner.papers.signal_prop_tka.alignment import (
@@ -31,6 +30,7 @@ from dlt_runner.papers.signal_prop_tka.claim import mean_curve, verdict
 from dlt_runner.papers.signal_prop_tka.module import SignalPropModule
 from dlt_runner.papers.signal_prop_tka.nets import DeepMLP
 from dlt_runner.sweeps.runs import Run
+from dlt_runner.theory.alignment import kernel_alignment
 
 F64 = torch.float64
 # float64 kernels of O(1) entries from sums of a few hundred products: round-off ~1e-15.

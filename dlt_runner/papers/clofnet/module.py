@@ -18,9 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from dlt_runner.core.datamodule import Batch
-from dlt_runner.core.equivariance import equivariance_error, random_rotation, reflection
 from dlt_runner.core.errors import positive_int
 from dlt_runner.core.module import OptimizerFactory, RunnerModule, SchedulerFactory
+from dlt_runner.papers.clofnet.equivariance import equivariance_error, random_rotation, reflection
 
 
 class NBodyModule(RunnerModule):

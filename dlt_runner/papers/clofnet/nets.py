@@ -18,6 +18,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from dlt_runner.core.errors import choose
+from dlt_runner.nn.activations import get_activation
 from dlt_runner.nn.graphs import (
     PairLinear,
     compact_pairwise_differences,
@@ -26,26 +28,11 @@ from dlt_runner.nn.graphs import (
     neighbour_values,
 )
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "silu": nn.SiLU,
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,
-    "gelu": nn.GELU,
-    "tanh": nn.Tanh,
-}
-
 # Coordinate messages are clipped to this range before aggregation, as in both official codes
 # ("never activated but ... may save the train" if a message explodes).
 MESSAGE_CLAMP = 100.0
 # Added to the norms in the pseudo-angle of the scalarisation (official value).
 ANGLE_EPS = 1e-5
-
-
-def make_activation(name: str) -> nn.Module:
-    """The activation module registered as ``name`` (see :data:`ACTIVATIONS`)."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation '{name}'; choose one of: {', '.join(ACTIVATIONS)}")
-    return ACTIVATIONS[name]()
 
 
 def _soft_norm(norm: Tensor) -> Tensor:
@@ -70,14 +57,6 @@ FRAME_NORMALIZATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 
-def _check_frame_normalization(name: str) -> None:
-    if name not in FRAME_NORMALIZATIONS:
-        raise ValueError(
-            f"unknown frame normalization '{name}'; choose one of: "
-            f"{', '.join(FRAME_NORMALIZATIONS)}"
-        )
-
-
 def edge_frame(x: Tensor, normalization: str = "soft") -> Tensor:
     """The equivariant local frame of every edge (ClofNet's complete local frame).
 
@@ -88,7 +67,7 @@ def edge_frame(x: Tensor, normalization: str = "soft") -> Tensor:
     proper rotations while e2 flips sign under reflections, so the model is SE(3)-, not E(3)-,
     equivariant. Returns ``(B, N, N - 1, 3, 3)`` with the vectors e1, e2, e3 as rows.
     """
-    _check_frame_normalization(normalization)
+    choose("frame normalization", normalization, FRAME_NORMALIZATIONS)
     x_j = neighbour_values(x)
     return frame_from_pairs(x.unsqueeze(2).expand_as(x_j), x_j, x.unsqueeze(2) - x_j, normalization)
 
@@ -146,7 +125,7 @@ def _coordinate_output(hidden: int, out: int, activation: str, tanh: bool) -> nn
     # The tiny gain starts every layer close to the identity on positions, which the official
     # codes found necessary for stable training.
     nn.init.xavier_uniform_(last.weight, gain=0.001)
-    layers = [nn.Linear(hidden, hidden), make_activation(activation), last]
+    layers = [nn.Linear(hidden, hidden), get_activation(activation), last]
     if tanh:
         layers.append(nn.Tanh())
     return nn.Sequential(*layers)
@@ -154,7 +133,7 @@ def _coordinate_output(hidden: int, out: int, activation: str, tanh: bool) -> nn
 
 def _two_layer(n_in: int, hidden: int, n_out: int, activation: str) -> nn.Sequential:
     return nn.Sequential(
-        nn.Linear(n_in, hidden), make_activation(activation), nn.Linear(hidden, n_out)
+        nn.Linear(n_in, hidden), get_activation(activation), nn.Linear(hidden, n_out)
     )
 
 
@@ -185,15 +164,15 @@ class ClofNetLayer(nn.Module):
         frame_normalization: str = "soft",
     ) -> None:
         super().__init__()
-        _check_frame_normalization(frame_normalization)
+        choose("frame normalization", frame_normalization, FRAME_NORMALIZATIONS)
         self.frame_normalization = frame_normalization
         self.message_input = PairLinear(hidden, 1 + edge_features, hidden)
         self.message_mlp = nn.Sequential(
-            make_activation(activation),
+            get_activation(activation),
             nn.Linear(hidden, hidden),
-            make_activation(activation),
+            get_activation(activation),
             nn.Linear(hidden, hidden),
-            make_activation(activation),
+            get_activation(activation),
         )
         self.coefficient_mlp = _coordinate_output(hidden, 3, activation, tanh)
         self.velocity_mlp = _two_layer(hidden, hidden, 1, activation)
@@ -255,16 +234,16 @@ class ClofNet(nn.Module):
         frame_normalization: str = "soft",
     ) -> None:
         super().__init__()
-        _check_frame_normalization(frame_normalization)
+        choose("frame normalization", frame_normalization, FRAME_NORMALIZATIONS)
         self.frame_normalization = frame_normalization
         self.embedding = nn.Linear(1, hidden)
         edge_features = hidden // 2
         n_scalars = 2 + 2 + 4 * 3  # a_ij, pseudo-angle, 4 projected vectors
         self.fuse_mlp = nn.Sequential(
             nn.Linear(n_scalars, edge_features),
-            make_activation(activation),
+            get_activation(activation),
             nn.Linear(edge_features, edge_features),
-            make_activation(activation),
+            get_activation(activation),
         )
         self.layers = nn.ModuleList(
             ClofNetLayer(hidden, edge_features, activation, tanh, frame_normalization)
@@ -325,7 +304,7 @@ class EGNNLayer(nn.Module):
         self.normalize_differences = normalize_differences
         self.message_input = PairLinear(hidden, 1 + edge_features, hidden)
         self.message_mlp = nn.Sequential(
-            make_activation(activation), nn.Linear(hidden, hidden), make_activation(activation)
+            get_activation(activation), nn.Linear(hidden, hidden), get_activation(activation)
         )
         self.coordinate_mlp = _coordinate_output(hidden, 1, activation, tanh)
         self.velocity_mlp = _two_layer(hidden, hidden, 1, activation)

@@ -29,6 +29,8 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
+from dlt_runner.core.errors import choose
+
 SOFTENING = 1e-6
 DT = 1e-3
 INPUT_STEP = 3100
@@ -110,9 +112,7 @@ PAPER_SETTINGS: dict[str, dict[str, int | str]] = {
 
 def make_field(name: str) -> ExternalField:
     """The external field registered as ``name`` (see :data:`FIELDS`)."""
-    if name not in FIELDS:
-        raise ValueError(f"unknown field '{name}'; choose one of: {', '.join(FIELDS)}")
-    return FIELDS[name]()
+    return choose("field", name, FIELDS)()
 
 
 class PairwiseCoulomb:

@@ -1,7 +1,7 @@
 """GCV and the measured risks of kernel ridge regression over a ridge grid (brief §2, §5).
 
 Every curve comes from ONE eigendecomposition of the training kernel
-(:class:`dlt_runner.core.kernels.SpectralKernelRidge`), with the paper's scale convention
+(:class:`dlt_runner.theory.kernel_ridge.SpectralKernelRidge`), with the paper's scale convention
 f = K_test,train (K_train + n lambda I)^{-1} Y on a kernel normalised to tr(K_train)/n = 1,
 so one ridge grid means the same for every representation. Targets are multi-output (one-hot
 minus an offset); errors are summed over outputs and averaged over points.
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dlt_runner.core.kernels import SpectralKernelRidge
+from dlt_runner.theory.kernel_ridge import SpectralKernelRidge
+from dlt_runner.theory.metrics import accuracy, relative_error
 
 
 def log_ridge_grid(log10_min: float, log10_max: float, count: int) -> Tensor:
@@ -66,24 +67,13 @@ def gcv(krr: SpectralKernelRidge, ridges: Tensor) -> Tensor:
     return train_risk(krr, ridges) / residual_fractions(krr, ridges).mean(dim=1).pow(2)
 
 
-def test_risk(predictions: Tensor, targets: Tensor) -> Tensor:
+def holdout_risk(predictions: Tensor, targets: Tensor) -> Tensor:
     """(1/m) sum_i ||f(x_i) - y_i||^2: squared error summed over outputs, averaged over points.
 
     predictions (G, m, C) or (G, m), targets (m, C) or (m,); returns (G,).
     """
     errors = (predictions - targets.to(predictions)).reshape(len(predictions), len(targets), -1)
     return errors.pow(2).sum(dim=2).mean(dim=1)
-
-
-def test_accuracy(predictions: Tensor, targets: Tensor) -> Tensor:
-    """Fraction of points whose largest predicted output is the target's largest, shape (G,)."""
-    labels = targets.argmax(dim=-1)
-    return (predictions.argmax(dim=-1) == labels).to(torch.float64).mean(dim=1)
-
-
-def relative_error(estimate: Tensor, truth: Tensor) -> Tensor:
-    """|estimate - truth| / truth, elementwise (brief §5: rel_err = |gcv - test| / test)."""
-    return (estimate - truth).abs() / truth
 
 
 def eigen_decay_exponent(
@@ -119,7 +109,8 @@ class RiskCurves:
 
     @property
     def relative_error(self) -> Tensor:
-        return relative_error(self.gcv, self.test_risk)
+        """|GCV - test risk| / test risk, per ridge."""
+        return relative_error(self.gcv, self.test_risk, elementwise=True)
 
     def as_lists(self) -> dict[str, list[float]]:
         """The curves as plain lists (W&B line plots, metrics.json ``curves``)."""
@@ -168,8 +159,8 @@ def risk_curves(
     return RiskCurves(
         ridges=ridges,
         gcv=gcv(krr, ridges),
-        test_risk=test_risk(predictions, Y_test),
+        test_risk=holdout_risk(predictions, Y_test),
         train_risk=train_risk(krr, ridges),
-        test_accuracy=test_accuracy(predictions, Y_test),
+        test_accuracy=accuracy(predictions, Y_test),
         eigenvalues=krr.eigenvalues,
     )

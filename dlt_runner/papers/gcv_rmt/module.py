@@ -16,6 +16,7 @@ from dlt_runner.core.errors import ConfigError, choose
 from dlt_runner.core.module import OptimizerFactory, RunnerModule, SchedulerFactory
 from dlt_runner.papers.gcv_rmt.gcv import log_ridge_grid, risk_curves
 from dlt_runner.papers.gcv_rmt.representations import RepresentationSources, build_representations
+from dlt_runner.theory.metrics import accuracy
 
 DEFAULT_REPRESENTATIONS = ("raw_linear", "random_relu_features", "entk_init", "entk_pretrained")
 NTK_DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -109,7 +110,7 @@ class KernelGCVModule(RunnerModule):
         logits = self.net(batch["x"])
         return {
             "loss": F.cross_entropy(logits, batch["y"]),
-            "acc": (logits.argmax(dim=1) == batch["y"]).float().mean(),
+            "acc": accuracy(logits, batch["y"]),
         }
 
     def analysis(self, datamodule: Any) -> dict[str, float | list[float]]:

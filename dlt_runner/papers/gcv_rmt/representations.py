@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from dlt_runner.core.errors import ConfigError, choose
-from dlt_runner.core.kernels import empirical_ntk
+from dlt_runner.theory.entk import empirical_ntk
 
 
 class Representation(Protocol):
@@ -78,7 +78,7 @@ class EmpiricalNTK:
     The kernel of the network's scalar output sum over all its parameters (brief §2: "kernel
     of the logit sum"). The official code (aw31/empirical-ntks) replaces the classifier with a
     fresh one-output linear head instead; both give one scalar function per network.
-    Computed by `dlt_runner.core.kernels.empirical_ntk` in Jacobian blocks of ``block_bytes``.
+    Computed by `dlt_runner.theory.entk.empirical_ntk` in Jacobian blocks of ``block_bytes``.
     """
 
     def __init__(

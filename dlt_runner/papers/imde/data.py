@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 
 from dlt_runner.core.datamodule import Batch, TensorDataModule
-from dlt_runner.core.errors import choose
-from dlt_runner.papers.imde.systems import SYSTEMS, flow_pairs
+from dlt_runner.papers.imde.systems import flow_pairs, get_system
 
 
 class FlowPairData(TensorDataModule):
@@ -30,7 +29,7 @@ class FlowPairData(TensorDataModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self.system = choose("system", system, SYSTEMS)()
+        self.system = get_system(system)
         self.step_size = float(step_size)
         self.sizes = {"train": int(n_train), "val": int(n_val), "test": int(n_test)}
         self.flow_substeps = int(flow_substeps)

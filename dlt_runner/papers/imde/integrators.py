@@ -26,6 +26,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from dlt_runner.core.errors import choose, positive_int
+
 VectorField = Callable[[Tensor], Tensor]
 IMDESeries = dict[int, dict[str, Fraction]]
 
@@ -43,8 +45,7 @@ class Integrator:
 
     def predict(self, f: VectorField, x0: Tensor, h: float, substeps: int = 1) -> Tensor:
         """Psi_h^S(x0): `substeps` steps of size `h` (h is the sub-step T/S)."""
-        if substeps < 1:
-            raise ValueError(f"substeps must be a positive integer, got {substeps}")
+        positive_int("substeps", substeps)
         y = x0
         for _ in range(substeps):
             y = self.step(f, y, h)
@@ -235,6 +236,4 @@ INTEGRATORS: dict[str, type[Integrator]] = {
 
 def get_integrator(name: str, **kwargs: float) -> Integrator:
     """An integrator instance by its config name; kwargs go to its constructor."""
-    if name not in INTEGRATORS:
-        raise ValueError(f"unknown integrator '{name}'; choose one of: {', '.join(INTEGRATORS)}")
-    return INTEGRATORS[name](**kwargs)
+    return choose("integrator", name, INTEGRATORS)(**kwargs)

@@ -12,6 +12,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from dlt_runner.core.errors import choose
 from dlt_runner.papers.imde.integrators import RK4
 
 
@@ -110,9 +111,7 @@ SYSTEMS: dict[str, type[System]] = {
 
 def get_system(name: str) -> System:
     """A system instance by its config name."""
-    if name not in SYSTEMS:
-        raise ValueError(f"unknown system '{name}'; choose one of: {', '.join(SYSTEMS)}")
-    return SYSTEMS[name]()
+    return choose("system", name, SYSTEMS)()
 
 
 def flow_pairs(

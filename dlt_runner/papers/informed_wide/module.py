@@ -10,7 +10,6 @@ from torch import Tensor, nn
 
 from dlt_runner.core.datamodule import Batch
 from dlt_runner.core.errors import ConfigError, choose
-from dlt_runner.core.kernels import empirical_ntk
 from dlt_runner.core.module import OptimizerFactory, RunnerModule, SchedulerFactory
 from dlt_runner.papers.informed_wide.claim import interior_gain
 from dlt_runner.papers.informed_wide.knowledge import (
@@ -27,6 +26,7 @@ from dlt_runner.papers.informed_wide.nets import (
     gradient_descent_predictions,
     infinite_width_ntk,
 )
+from dlt_runner.theory.entk import empirical_ntk
 
 REFERENCE_KERNELS = ("analytic", "empirical", "none")
 DEFAULT_REFERENCE_LAMBDAS = tuple(i / 10 for i in range(11))

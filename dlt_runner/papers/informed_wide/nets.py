@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dlt_runner.core.kernels import erf_nngp_ntk, input_covariance, relu_nngp_ntk
 from dlt_runner.nn.activations import Erf
 from dlt_runner.nn.mlp import MLP
+from dlt_runner.theory.closed_form_kernels import erf_nngp_ntk, input_covariance, relu_nngp_ntk
 
 
 class CentredNet(nn.Module):
@@ -84,7 +84,8 @@ def infinite_width_ntk(mlp: MLP, x1: Tensor, x2: Tensor | None = None) -> Tensor
     """Theta(x1, x2) of ``mlp`` as its hidden widths go to infinity, float64 (n1, n2).
 
     Same architecture (depth, sigma_w, sigma_b per layer, ReLU or erf), via
-    ``core.kernels.relu_nngp_ntk`` / ``erf_nngp_ntk``; layers without a bias count as sigma_b = 0.
+    ``theory.closed_form_kernels.relu_nngp_ntk`` / ``erf_nngp_ntk``; layers without a bias
+    count as sigma_b = 0.
     """
     check_infinite_width_ntk(mlp)
     kernel = _INFINITE_WIDTH_KERNELS[type(mlp.activation)]

@@ -25,8 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from dlt_runner.core.errors import ConfigError, unknown_choice
-from dlt_runner.core.kernels import Dual
 from dlt_runner.papers.ntk_reverse.kernel_fit import PolynomialFit, power_series
+from dlt_runner.theory.closed_form_kernels import Dual
 
 KERNEL_KINDS = ("nngp", "ntk")
 
@@ -84,7 +84,7 @@ class _Polynomial(torch.autograd.Function):
     """p(z) with the derivative p'(z) written out: autograd then keeps only z, not one
     intermediate per degree, which makes the activation ~3x cheaper forward + backward. The
     backward calls this Function again, so higher derivatives work, and the generated vmap
-    rule lets torch.func (`core.kernels.empirical_ntk`) differentiate through it."""
+    rule lets torch.func (`theory.entk.empirical_ntk`) differentiate through it."""
 
     generate_vmap_rule = True
 
@@ -205,7 +205,8 @@ def hermite_kernel(activation_coefficients: Tensor, rho: Tensor, kind: str = "nt
 
 
 def hermite_dual(activation_coefficients: Tensor) -> Dual:
-    """The `core.kernels` dual (E[phi(u) phi(v)], E[phi'(u) phi'(v)]) of phi = sum a_k h_k.
+    """The dual (E[phi(u) phi(v)], E[phi'(u) phi'(v)]) of phi = sum a_k h_k, in the form
+    `theory.closed_form_kernels.deep_nngp_ntk` takes.
 
     Valid for unit variances only (inputs on the sphere, weight std 1, no bias), where
     E[phi phi] = sum a_k^2 rho^k and E[phi' phi'] = sum k a_k^2 rho^(k-1); so

@@ -16,12 +16,6 @@ from torch import Tensor, nn
 
 from dlt_runner.core.datamodule import Batch
 from dlt_runner.core.errors import ConfigError
-from dlt_runner.core.kernels import (
-    empirical_nngp,
-    empirical_ntk,
-    input_covariance,
-    kernel_ridge_predict,
-)
 from dlt_runner.core.module import OptimizerFactory, RunnerModule, SchedulerFactory
 from dlt_runner.papers.ntk_reverse.hermite import (
     HermiteActivation,
@@ -30,19 +24,13 @@ from dlt_runner.papers.ntk_reverse.hermite import (
 )
 from dlt_runner.papers.ntk_reverse.kernel_fit import PolynomialFit
 from dlt_runner.papers.ntk_reverse.nets import DUALS, DeepKernel, ShallowNet
+from dlt_runner.theory.closed_form_kernels import empirical_nngp, input_covariance
+from dlt_runner.theory.entk import empirical_ntk
+from dlt_runner.theory.kernel_ridge import kernel_ridge_predict
+from dlt_runner.theory.metrics import accuracy, relative_error
 
 # Analysis sizes under `debug=fast`: enough to exercise every code path in well under a second.
 SMOKE_KERNEL_WIDTH, SMOKE_KERNEL_POINTS, SMOKE_TRAIN_POINTS = 256, 16, 100
-
-
-def relative_error(estimate: Tensor, reference: Tensor) -> float:
-    """||estimate - reference||_F / ||reference||_F (brief §5's kernel_rel_err)."""
-    estimate, reference = estimate.double(), reference.double()
-    return float(torch.linalg.norm(estimate - reference) / torch.linalg.norm(reference))
-
-
-def accuracy(predictions: Tensor, labels: Tensor) -> float:
-    return float((predictions.argmax(dim=-1) == labels).double().mean())
 
 
 def half_squared_error(predictions: Tensor, targets: Tensor) -> Tensor:
@@ -72,7 +60,7 @@ class KernelMimicModule(RunnerModule):
         kernel_width: width of the fresh shallow net whose empirical kernel is checked.
         kernel_points: held-out (test) points of that check.
         kernel_block_bytes: memory budget of one Jacobian block of that check
-            (`core.kernels.empirical_ntk`'s block_bytes); raise it on a GPU for wide inputs.
+            (`theory.entk.empirical_ntk`'s block_bytes); raise it on a GPU for wide inputs.
         ridge: kernel-regression ridge, (K + n ridge I)^{-1}; 0 = the official ridgeless
             infinite-time gradient-descent predictor.
         baseline_depths: depths of the ReLU and erf kernel-regression baselines (curves).
@@ -144,7 +132,7 @@ class KernelMimicModule(RunnerModule):
         predictions = self.predict(batch["x"])
         return {
             "loss": half_squared_error(predictions, batch["y_onehot"]),
-            "acc": (predictions.argmax(dim=-1) == batch["y"]).float().mean(),
+            "acc": accuracy(predictions, batch["y"]),
         }
 
     def on_fit_start(self) -> None:
@@ -180,7 +168,7 @@ class KernelMimicModule(RunnerModule):
         results.update(self._kernel_regression(train, test, smoke))
         with torch.no_grad():
             predictions = self.predict(test["x"])
-        results["acc_net"] = accuracy(predictions, test["y"])
+        results["acc_net"] = float(accuracy(predictions, test["y"]))
         results["mse_net"] = float(half_squared_error(predictions, test["y_onehot"]))
         results["acc_gap"] = abs(results["acc_net"] - results["acc_kernel_target"])
         return results
@@ -201,8 +189,8 @@ class KernelMimicModule(RunnerModule):
         rho = input_covariance(x)[0]
         designed = hermite_kernel(self.designed_coefficients, rho, self.target.kind)
         return {
-            "kernel_rel_err": relative_error(empirical, designed),
-            "kernel_rel_err_target": relative_error(empirical, self.target(rho)),
+            "kernel_rel_err": float(relative_error(empirical, designed)),
+            "kernel_rel_err_target": float(relative_error(empirical, self.target(rho))),
             "kernel_width": float(width),
         }
 
@@ -215,7 +203,7 @@ class KernelMimicModule(RunnerModule):
                 kernel_train, train["y_onehot"], kernel_test, self.ridge
             )
             mse = float(half_squared_error(predictions, test["y_onehot"].double()))
-            return accuracy(predictions, test["y"]), mse
+            return float(accuracy(predictions, test["y"])), mse
 
         results: dict[str, Any] = {}
         for name, kernel in (("target", self.target), ("designed", self._designed_kernel)):

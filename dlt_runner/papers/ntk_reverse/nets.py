@@ -18,9 +18,9 @@ from collections.abc import Callable
 from torch import Tensor, nn
 
 from dlt_runner.core.errors import ConfigError, choose, unknown_choice
-from dlt_runner.core.kernels import deep_nngp_ntk, erf_dual, relu_dual
 from dlt_runner.nn.mlp import MLP
 from dlt_runner.papers.ntk_reverse.hermite import KERNEL_KINDS
+from dlt_runner.theory.closed_form_kernels import deep_nngp_ntk, erf_dual, relu_dual
 
 Scales = tuple[list[float], list[float]]
 
@@ -28,7 +28,7 @@ Scales = tuple[list[float], list[float]]
 def he_scales(activation: str, depth: int) -> Scales:
     """sigma_w = [1, sqrt 2, ..., sqrt 2], sigma_b = 0: for ReLU exactly the brief's §2
     arc-cosine recursion Sigma_l = k1(Sigma_{l-1}), Theta_l = Sigma_l + Theta_{l-1} k0(.)
-    (`core.kernels.relu_arccos_nngp_ntk`), so Theta(1) = depth + 1."""
+    (`theory.closed_form_kernels.relu_arccos_nngp_ntk`), so Theta(1) = depth + 1."""
     return [1.0] + [math.sqrt(2.0)] * depth, [0.0] * (depth + 1)
 
 

@@ -4,7 +4,7 @@
    the logits (brief §1-§2; the paper's §1 defines the NTK as the Gram matrix of the tangent
    features). For an MLP they factor exactly (see `layer_tangent_kernels`), which costs a few
    backward passes instead of n per-sample Jacobians; `jacobian_layer_kernels` is the generic
-   per-sample-Jacobian reference (`core.kernels.empirical_ntk`).
+   per-sample-Jacobian reference (`theory.entk.empirical_ntk`).
 2. Their alignment with the centred labels, A_l = <K_l, Y Y^T>_F / (||K_l||_F ||Y Y^T||_F), and
    where it peaks along the depth (brief §1, §5).
 3. Signal propagation (the mechanism of the paper's Equilibrium Hypothesis): the forward
@@ -27,9 +27,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from dlt_runner.core.kernels import empirical_ntk, kernel_alignment
 from dlt_runner.nn.activations import get_activation
 from dlt_runner.nn.mlp import MLP
+from dlt_runner.theory.alignment import kernel_alignment
+from dlt_runner.theory.entk import empirical_ntk
 
 # ---------------------------------------------------------------------------------------------
 # 1. Per-layer tangent kernels
@@ -115,7 +116,7 @@ def layer_alignments(kernels: Mapping[str, Tensor], labels: Tensor) -> list[floa
     """[A_1, ..., A_{L+1}], A_l = <K_l, Y Y^T>_F / (||K_l||_F ||Y Y^T||_F) (brief §1).
 
     `labels` is used as given (centre it with `centered_labels` first); NaN-safe: a kernel
-    that underflowed to zero has alignment 0 (`core.kernels.kernel_alignment`).
+    that underflowed to zero has alignment 0 (`theory.alignment.kernel_alignment`).
     """
     return [kernel_alignment(kernel, labels) for kernel in kernels.values()]
 

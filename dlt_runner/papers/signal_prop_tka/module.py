@@ -24,6 +24,7 @@ from dlt_runner.papers.signal_prop_tka.alignment import (
     mean_field_variances,
     weight_gradient_norms,
 )
+from dlt_runner.theory.metrics import accuracy
 
 
 def _cross_entropy(logits: Tensor, batch: Batch) -> Tensor:
@@ -107,8 +108,7 @@ class SignalPropModule(RunnerModule):
 
     def evaluate(self, batch: Batch, split: str) -> dict[str, Tensor]:
         logits = self.net(batch["x"])
-        accuracy = (logits.argmax(dim=1) == batch["y"]).to(logits.dtype).mean()
-        return {"loss": self.loss_function(logits, batch), "acc": accuracy}
+        return {"loss": self.loss_function(logits, batch), "acc": accuracy(logits, batch["y"])}
 
     # ------------------------------------------------------------------ measurements
     def profile(self, probe: Batch, train: Batch) -> Profile:
