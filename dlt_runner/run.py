@@ -192,7 +192,7 @@ def _first_line(error: BaseException) -> str:
 
 def _build(cfg: DictConfig, runtime: Runtime, resume_from: Path | None) -> _Parts:
     from dlt_runner.core.callbacks import DivergenceGuard, FitTimer
-    from dlt_runner.core.loggers import fill_wandb_defaults, wandb_run_id
+    from dlt_runner.core.loggers import OptimiserStepAxis, configure_wandb, wandb_run_id
 
     datamodule = _instantiate(cfg.data, "data")
     datamodule.prepare_data()  # a dataset absent offline fails here, before anything starts
@@ -206,17 +206,12 @@ def _build(cfg: DictConfig, runtime: Runtime, resume_from: Path | None) -> _Part
     if not any(isinstance(c, DivergenceGuard) for c in callbacks):
         callbacks.append(DivergenceGuard())
     callbacks.append(FitTimer())
+    callbacks.append(OptimiserStepAxis())
 
     logger_cfg = cfg.get("logger") or OmegaConf.create({})
     fast = bool(cfg.trainer.get("fast_dev_run"))
     if "wandb" in logger_cfg and not fast:
-        fill_wandb_defaults(
-            logger_cfg,
-            group=runtime.group,
-            name=runtime.job_name,
-            tags=[cfg.paper] if cfg.get("paper") else [],
-            run_id=wandb_run_id(runtime.run_dir, resume_from),
-        )
+        configure_wandb(logger_cfg, cfg, runtime, wandb_run_id(runtime.run_dir, resume_from))
     loggers = [
         _instantiate(node, f"logger.{name}")
         for name, node in logger_cfg.items()
