@@ -9,10 +9,67 @@ A paper module implements three things:
 Optimisation is manual so that one Lightning ``training_step`` can make several optimiser
 steps (one per minibatch of the chunk the datamodule yields); ``trainer.global_step`` still
 counts optimiser steps, so ``trainer.max_steps`` means what it says.
+
+**Lightning's step options.** ``trainer.gradient_clip_val``, ``trainer.gradient_clip_algorithm``
+and ``trainer.accumulate_grad_batches`` keep Lightning's meaning (see
+:class:`~dlt_runner.core.optim_steps.StepOptions`). Lightning rejects them under manual
+optimisation, so ``dlt_runner.run`` moves them from the trainer config onto the module
+(``module.step_options``) and builds the Trainer with the neutral values. Code that builds its
+own Trainer sets ``module.step_options = StepOptions(...)`` instead.
+
+**Several optimisers.** Pass ``optimizer`` as a mapping from names to ``_partial_`` optimisers;
+``net`` is then usually an ``nn.ModuleDict`` with the same keys (optimiser ``name`` gets
+``net[name]``'s trainable parameters; override :meth:`trainable_parameters` otherwise), and the
+runner calls ``loss(batch, name)`` for the optimiser about to step. ``steps_per_round`` says how
+many consecutive steps, each on a fresh minibatch, each optimiser makes in one *round*, in the
+mapping's order; ``simultaneous_steps=True`` instead computes every optimiser's gradient at the
+same parameters on one minibatch and then steps them all. **``trainer.global_step`` and
+``trainer.max_steps`` count rounds** (with ``{discriminator: n_critic, generator: 1}``: generator
+steps, the "generator iterations" of WGAN papers), as do ``log_every_n_steps`` and every
+scheduler, which steps once per round so that schedules bound to ``${trainer.max_steps}`` end
+with the run. While one optimiser's loss is computed, the other optimisers' parameters do not
+require gradients (Lightning's ``toggle_optimizer``). Logged: ``train/loss_<name>``,
+``train/lr_<name>``. A diverging loss of any optimiser stops the run. Example::
+
+    class GAN(RunnerModule):
+        def __init__(self, generator, discriminator, n_critic: int = 5, **kwargs):
+            super().__init__(
+                net=nn.ModuleDict({"discriminator": discriminator, "generator": generator}),
+                steps_per_round={"discriminator": n_critic, "generator": 1},
+                **kwargs,
+            )
+
+        def loss(self, batch, optimizer_name):
+            noise = torch.randn(len(batch["x"]), 8, generator=self.step_generator(),
+                                device=self.device, dtype=batch["x"].dtype)
+            fake = self.net["generator"](noise)
+            critic = self.net["discriminator"]
+            if optimizer_name == "discriminator":
+                return critic(fake).mean() - critic(batch["x"]).mean()
+            return -critic(fake).mean()
+
+    # model config:
+    #   optimizer:
+    #     discriminator: {_target_: torch.optim.Adam, _partial_: true, lr: 4e-4}
+    #     generator: {_target_: torch.optim.Adam, _partial_: true, lr: 1e-4}
+    #   scheduler:          # optional, any subset of the names
+    #     generator: {_target_: dlt_runner.core.schedules.cosine_decay, _partial_: true,
+    #                 steps: ${trainer.max_steps}}
+
+**Random numbers per step.** :meth:`RunnerModule.step_generator` returns a generator seeded by
+the run seed, the round and the minibatch's place in the round: on-device augmentations drawn
+from it (``dlt_runner.data.transforms``) are the same after a resume.
+
+**Evaluation that needs gradients** (adversarial examples at test time, the eNTK): set the class
+attribute ``eval_needs_grad = True`` and compute gradients inside ``with torch.enable_grad():``.
+``dlt_runner.run`` then builds the Trainer with ``inference_mode=False``, so Lightning evaluates
+under ``torch.no_grad`` (which ``enable_grad`` lifts) instead of ``torch.inference_mode`` (which
+nothing lifts).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,35 +78,45 @@ import torch
 from torch import Tensor, nn
 
 from dlt_runner.core.datamodule import Batch
+from dlt_runner.core.optim_steps import Round, StepOptions, direct_steps_allowed, mix_seed
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
-_STEP_HOOKS = (
-    "on_before_backward",
-    "on_after_backward",
-    "on_before_optimizer_step",
-    "on_before_zero_grad",
-)
 SchedulerFactory = Callable[..., Any]
+LossResult = Tensor | tuple[Tensor, Mapping[str, Tensor]]
 
 
 class RunnerModule(pl.LightningModule):
-    """Base module: holds ``net``, builds the optimiser from a ``_partial_`` config.
+    """Base module: holds ``net``, builds the optimisers from ``_partial_`` configs.
 
     Args:
         net: the paper's ``nn.Module`` (injected from the ``net:`` config node).
-        optimizer: a partial optimiser, called with the parameters to optimise.
-        scheduler: optional partial LR scheduler, stepped after every optimiser step.
+        optimizer: a partial optimiser, called with the parameters to optimise; or a mapping
+            from names to partial optimisers (several optimisers, see the module docstring).
+        scheduler: optional partial LR scheduler (a mapping by optimiser name with several
+            optimisers), stepped after every optimiser step (every round).
         log_every_n_steps: log training scalars (loss, learning rate, the paper's extras) every
             this many optimiser steps; logging every step costs ≈ 0.35 ms, more than a small
             model's step.
+        steps_per_round: with several optimisers, consecutive steps of each in one round
+            (default 1 each).
+        simultaneous_steps: with several optimisers, step them all on each minibatch from
+            gradients taken at the same parameters.
     """
+
+    #: Set True when ``evaluate``/``analysis`` differentiate (the Trainer then runs without
+    #: ``inference_mode``).
+    eval_needs_grad: bool = False
+    #: Set False to always go through Lightning's manual_backward / optimizer.step.
+    allow_direct_steps = True
 
     def __init__(
         self,
         net: nn.Module,
-        optimizer: OptimizerFactory,
-        scheduler: SchedulerFactory | None = None,
+        optimizer: OptimizerFactory | Mapping[str, OptimizerFactory],
+        scheduler: SchedulerFactory | Mapping[str, SchedulerFactory] | None = None,
         log_every_n_steps: int = 50,
+        steps_per_round: Mapping[str, int] | None = None,
+        simultaneous_steps: bool = False,
     ) -> None:
         super().__init__()
         self.net = net
@@ -57,66 +124,108 @@ class RunnerModule(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.log_every_n_steps = max(1, int(log_every_n_steps))
         self.automatic_optimization = False
+        self.step_options = StepOptions()
+        self.optimizer_names: tuple[str, ...] = ()
+        if isinstance(optimizer, Mapping):
+            self.optimizer_names = tuple(optimizer)
+            self.round = Round.build(self.optimizer_names, steps_per_round, simultaneous_steps)
+        else:
+            self.round = Round(stages=(("",),))
         self.last_train_loss: Tensor | None = None
         self._direct_steps: bool | None = None  # decided once per fit, see _step_directly
+        self._position = (0, 0)  # (stage in the round, minibatch in the accumulation group)
+        self._pending_grads: list[Tensor | None] | None = None
 
     # ----------------------------------------------------------------- paper hooks
-    def loss(self, batch: Batch) -> Tensor | tuple[Tensor, Mapping[str, Tensor]]:
-        """Training objective on one minibatch; optionally with extra scalars to log."""
+    def loss(self, batch: Batch, *optimizer_name: str) -> LossResult:
+        """Training objective on one minibatch; optionally with extra scalars to log.
+
+        With several optimisers it is called as ``loss(batch, optimizer_name)``.
+        """
         raise NotImplementedError
 
     def evaluate(self, batch: Batch, split: str) -> Mapping[str, Tensor]:
         """Metrics on an evaluation batch, logged as ``<split>/<name>`` (epoch means)."""
-        loss = self.loss(batch)
-        return {"loss": loss[0] if isinstance(loss, tuple) else loss}
+        if not self.optimizer_names:
+            return {"loss": self._split_loss(self.loss(batch))[0]}
+        return {f"loss_{n}": self._split_loss(self.loss(batch, n))[0] for n in self.optimizer_names}
 
     def analysis(self, datamodule: pl.LightningDataModule) -> dict[str, Any]:
         """The paper's end-of-run measurements: scalars, or lists for curves."""
         return {}
 
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        """Parameters handed to the optimiser (override to exclude frozen parts)."""
-        return [p for p in self.parameters() if p.requires_grad]
+    def trainable_parameters(self, *optimizer_name: str) -> list[nn.Parameter]:
+        """Parameters handed to the optimiser (override to exclude frozen parts).
+
+        With several optimisers it is called as ``trainable_parameters(name)`` and defaults to
+        ``net[name]``'s parameters.
+        """
+        owner: nn.Module = self
+        if optimizer_name:
+            (name,) = optimizer_name
+            if not (isinstance(self.net, nn.ModuleDict) and name in self.net):
+                raise TypeError(
+                    f"{type(self).__name__}: optimiser {name!r} needs net[{name!r}] "
+                    "(an nn.ModuleDict), or an override of trainable_parameters(name)"
+                )
+            owner = self.net[name]
+        return [p for p in owner.parameters() if p.requires_grad]
+
+    def step_generator(self, stream: int = 0) -> torch.Generator:
+        """A new generator on the module's device for this minibatch's random draws.
+
+        Seeded by the run seed (``PL_GLOBAL_SEED``, set by ``pl.seed_everything``), the round
+        (``global_step``), the minibatch's place in the round and ``stream`` (distinct streams
+        are independent), so a resumed run draws what the uninterrupted run drew.
+        """
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        stage, micro = self._position
+        position = stage * self.step_options.accumulate_grad_batches + micro
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(mix_seed(seed, self.global_step, position, stream))
+        return generator
 
     # ----------------------------------------------------------------- Lightning
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(self.trainable_parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        if not self.optimizer_names:
+            optimizer = self.optimizer_factory(self.trainable_parameters())
+            if self.scheduler_factory is None:
+                return optimizer
+            scheduler = self.scheduler_factory(optimizer)
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+            }
+        optimizers = [
+            self.optimizer_factory[name](self.trainable_parameters(name))
+            for name in self.optimizer_names
+        ]
+        factories = self.scheduler_factory or {}
+        unknown = sorted(set(factories) - set(self.optimizer_names))
+        if unknown:
+            raise ValueError(f"schedulers for unknown optimisers: {', '.join(unknown)}")
+        schedulers = [
+            {"scheduler": factories[name](optimizer), "interval": "step"}
+            for name, optimizer in zip(self.optimizer_names, optimizers, strict=True)
+            if name in factories
+        ]
+        return optimizers, schedulers
 
     def training_step(self, chunk: list[Batch], chunk_idx: int) -> None:
-        optimizer = self.optimizers()
-        scheduler = self.lr_schedulers()
-        steps = self._steps_left(len(chunk))
         direct = self._step_directly()
-        for batch in chunk[:steps]:
-            optimizer.zero_grad(set_to_none=True)
-            loss, extras = self._split_loss(self.loss(batch))
-            if direct:
-                loss.backward()
-                # Lightning's own step accounting (global_step), without its plugin/hook layers.
-                optimizer._on_before_step()
-                optimizer.optimizer.step()
-                optimizer._on_after_step()
-            else:
-                self.manual_backward(loss)
-                optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-        self.last_train_loss = loss.detach()
-        if self._log_now(steps):
-            self.log("train/loss", self.last_train_loss, prog_bar=True)
-            self.log("train/lr", optimizer.param_groups[0]["lr"])
-            for name, value in extras.items():
-                self.log(f"train/{name}", value)
+        if direct and self.step_options.is_off and not self.optimizer_names:
+            self._plain_steps(chunk)
+        else:
+            self._steps(chunk, direct)
 
     def on_train_start(self) -> None:
         self._direct_steps = None
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Lightning calls this after unscaling (mixed precision) and after the callbacks' hook:
+        # where its automatic optimisation clips. Overrides must call super().
+        if self.step_options.clips:
+            self._clip(optimizer)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._log_eval(batch, "val")
@@ -125,12 +234,123 @@ class RunnerModule(pl.LightningModule):
         self._log_eval(batch, "test")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Lightning does not save RNG state; resumed runs must draw the same random numbers.
-        checkpoint["rng_state"] = {"torch": torch.get_rng_state()}
+        # A checkpoint written between chunks can fall inside a round or an accumulation group.
+        stage, micro = self._position
+        checkpoint["runner_round"] = {
+            "stage": stage,
+            "micro": micro,
+            "grads": [p.grad for p in self.parameters()] if micro else None,
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "rng_state" in checkpoint:
-            torch.set_rng_state(checkpoint["rng_state"]["torch"])
+        position = checkpoint.get("runner_round")
+        if position is not None:
+            self._position = (position["stage"], position["micro"])
+            self._pending_grads = position["grads"]
+
+    # ----------------------------------------------------------------- the loops
+    def _plain_steps(self, chunk: list[Batch]) -> None:
+        """One optimiser, no clipping, no accumulation, nothing hooked: the fast path."""
+        optimizer = self.optimizers()
+        scheduler = self.lr_schedulers()
+        steps = self._steps_left(len(chunk))
+        for batch in chunk[:steps]:
+            optimizer.zero_grad(set_to_none=True)
+            loss, extras = self._split_loss(self.loss(batch))
+            loss.backward()
+            # Lightning's own step accounting (global_step), without its plugin/hook layers.
+            optimizer._on_before_step()
+            optimizer.optimizer.step()
+            optimizer._on_after_step()
+            if scheduler is not None:
+                scheduler.step()
+        self.last_train_loss = loss.detach()
+        if self._log_now(steps):
+            self._log_train({"": loss}, {"": optimizer}, extras)
+
+    def _steps(self, chunk: list[Batch], direct: bool) -> None:
+        """Rounds of named optimisers, with clipping and accumulation (see the module docstring)."""
+        optimizers = self._named(self.optimizers())
+        schedulers = self.lr_schedulers() or []
+        schedulers = schedulers if isinstance(schedulers, list) else [schedulers]
+        if self._pending_grads is not None:
+            for parameter, grad in zip(self.parameters(), self._pending_grads, strict=True):
+                parameter.grad = None if grad is None else grad.to(parameter)
+            self._pending_grads = None
+        accumulate = self.step_options.accumulate_grad_batches
+        epoch_ends = self.trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        max_steps = self.trainer.max_steps
+        start = self.global_step
+        losses: dict[str, Tensor] = {}
+        extras: dict[str, Tensor] = {}
+        for index, batch in enumerate(chunk):
+            stage, micro = self._position
+            names = self.round.stages[stage]
+            for name in names:
+                optimizer = optimizers[name]
+                if micro == 0:
+                    optimizer.zero_grad(set_to_none=True)
+                loss, extras = self._backward(batch, name, optimizer, accumulate, direct)
+                losses[name] = loss.detach()
+            micro += 1
+            if micro < accumulate and not (epoch_ends and index == len(chunk) - 1):
+                self._position = (stage, micro)
+                continue
+            round_ends = stage == len(self.round) - 1
+            if round_ends:
+                optimizers[names[-1]]._on_before_step()  # counts the round as one global_step
+            for name in names:
+                self._optimizer_step(optimizers[name], direct)
+            self._position = (0 if round_ends else stage + 1, 0)
+            if round_ends:
+                optimizers[names[-1]]._on_after_step()
+                for scheduler in schedulers:
+                    scheduler.step()
+                if 0 <= max_steps <= self.global_step:
+                    break
+        if losses:
+            self.last_train_loss = torch.stack(list(losses.values()))
+        if self._log_now(self.global_step - start):
+            self._log_train(losses, optimizers, extras)
+
+    def _backward(
+        self, batch: Batch, name: str, optimizer: Any, accumulate: int, direct: bool
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        if not name:
+            loss, extras = self._split_loss(self.loss(batch))
+        else:
+            self.toggle_optimizer(optimizer)
+            loss, extras = self._split_loss(self.loss(batch, name))
+        scaled = loss / accumulate if accumulate > 1 else loss
+        if direct:
+            scaled.backward()
+        else:
+            self.manual_backward(scaled)
+        if name:
+            self.untoggle_optimizer(optimizer)
+        return loss, extras
+
+    def _optimizer_step(self, optimizer: Any, direct: bool) -> None:
+        if direct:
+            if self.step_options.clips:
+                self._clip(optimizer.optimizer)
+            optimizer.optimizer.step()
+        else:
+            # Lightning's precision plugin: unscaling, on_before_optimizer_step hooks (which
+            # clip), the step; without LightningOptimizer.step's count, done per round above.
+            from pytorch_lightning.core.optimizer import do_nothing_closure
+
+            self.trainer.strategy.optimizer_step(optimizer.optimizer, do_nothing_closure)
+
+    def _clip(self, optimizer: torch.optim.Optimizer) -> None:
+        from pytorch_lightning.utilities.enums import GradClipAlgorithmType
+
+        options = self.step_options
+        self.trainer.precision_plugin.clip_gradients(
+            optimizer,
+            options.gradient_clip_val,
+            GradClipAlgorithmType(options.gradient_clip_algorithm),
+        )
 
     # ----------------------------------------------------------------- helpers
     def _step_directly(self) -> bool:
@@ -143,16 +363,18 @@ class RunnerModule(pl.LightningModule):
         then the step is taken directly (same arithmetic, same ``global_step``).
         """
         if self._direct_steps is None:
-            self._direct_steps = self.allow_direct_steps and _direct_steps_allowed(
-                self.trainer, self
+            self._direct_steps = self.allow_direct_steps and direct_steps_allowed(
+                self.trainer, self, RunnerModule
             )
         return self._direct_steps
 
-    #: Set False to always go through Lightning's manual_backward / optimizer.step.
-    allow_direct_steps = True
+    def _named(self, optimizers: Any) -> dict[str, Any]:
+        if not self.optimizer_names:
+            return {"": optimizers}
+        return dict(zip(self.optimizer_names, optimizers, strict=True))
 
     @staticmethod
-    def _split_loss(result: Tensor | tuple[Tensor, Mapping[str, Tensor]]):
+    def _split_loss(result: LossResult) -> tuple[Tensor, dict[str, Tensor]]:
         if isinstance(result, tuple):
             return result[0], dict(result[1])
         return result, {}
@@ -169,7 +391,22 @@ class RunnerModule(pl.LightningModule):
         step = self.global_step
         return step // self.log_every_n_steps != (step - steps) // self.log_every_n_steps
 
+    def _log_train(
+        self, losses: Mapping[str, Tensor], optimizers: Mapping[str, Any], extras: Mapping
+    ) -> None:
+        for name, loss in losses.items():
+            suffix = f"_{name}" if name else ""
+            self.log(f"train/loss{suffix}", loss, prog_bar=True)
+            self.log(f"train/lr{suffix}", optimizers[name].param_groups[0]["lr"])
+        for name, value in extras.items():
+            self.log(f"train/{name}", value)
+
     def _log_eval(self, batch: Batch, split: str) -> None:
+        if self.eval_needs_grad and torch.is_inference_mode_enabled():
+            raise RuntimeError(
+                f"{type(self).__name__}.eval_needs_grad is True: build the Trainer with "
+                "inference_mode=False (dlt_runner.run does)"
+            )
         size = len(next(iter(batch.values())))
         for name, value in self.evaluate(batch, split).items():
             self.log(
@@ -179,31 +416,3 @@ class RunnerModule(pl.LightningModule):
                 batch_size=size,
                 sync_dist=self.trainer.world_size > 1,
             )
-
-
-def _direct_steps_allowed(trainer: pl.Trainer, module: pl.LightningModule) -> bool:
-    from pytorch_lightning.plugins.precision import (
-        DoublePrecision,
-        HalfPrecision,
-        MixedPrecision,
-        Precision,
-    )
-    from pytorch_lightning.profilers import PassThroughProfiler
-    from pytorch_lightning.strategies import SingleDeviceStrategy
-    from pytorch_lightning.utilities.model_helpers import is_overridden
-
-    precision = trainer.precision_plugin
-    scales_loss = isinstance(precision, MixedPrecision) and precision.scaler is not None
-    plain_precision = type(precision) in (Precision, DoublePrecision, HalfPrecision, MixedPrecision)
-    hooks_used = any(
-        is_overridden(hook, callback, pl.Callback)
-        for callback in trainer.callbacks
-        for hook in _STEP_HOOKS
-    ) or any(is_overridden(hook, module, pl.LightningModule) for hook in _STEP_HOOKS)
-    return (
-        type(trainer.strategy) is SingleDeviceStrategy
-        and plain_precision
-        and not scales_loss
-        and isinstance(trainer.profiler, PassThroughProfiler)
-        and not hooks_used
-    )
