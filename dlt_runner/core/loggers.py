@@ -174,7 +174,8 @@ def fill_wandb_defaults(
         wandb_cfg.tags = list(wandb_cfg.get("tags") or tags)
         wandb_cfg.id = wandb_cfg.get("id") or run_id
         wandb_cfg.summaries = {**summaries, **(wandb_cfg.get("summaries") or {})}
-    record = {key: str(wandb_cfg[key]) for key in ("id", "group", "job_type", "name", "project")}
+    keys = ("id", "group", "job_type", "name", "project", "entity", "mode")
+    record = {key: None if wandb_cfg.get(key) is None else str(wandb_cfg[key]) for key in keys}
     (run_dir / "wandb").mkdir(parents=True, exist_ok=True)
     (run_dir / "wandb" / IDENTITY_FILE).write_text(json.dumps(record, indent=1) + "\n")
 

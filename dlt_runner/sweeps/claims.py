@@ -5,6 +5,8 @@ overrides and a grid (key -> list of values). Every sweep runs as one ``dlt-run 
 own subfolder of the claim's dir, with the user's extra overrides applied to every job; then
 ``dlt_runner.papers.<paper>.claim.verdict(runs)`` reads the results and says whether the
 paper's statements hold. A claim compares runs of the same invocation, never stored numbers.
+Each sweep dir then gets the ``dlt-report`` files (with ``report.html``), and, when its jobs
+logged to W&B, a ``job_type=report`` run holding the tables, the plots and the verdict.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from omegaconf import OmegaConf
 
 from dlt_runner import CONFIG_DIR
 from dlt_runner.core.errors import ConfigError, unknown_choice
+from dlt_runner.sweeps.html import Table
 from dlt_runner.sweeps.runs import Run, load_runs
 
 # --------------------------------------------------------------------------- verdicts
@@ -115,10 +118,16 @@ def run_claim(
     paper: str,
     extra: Sequence[str],
     claim_dir: Path,
-    launch: Callable[[list[str]], int] | None = None,
+    launch: Callable[[list[str], dict[str, str]], int] | None = None,
 ) -> Verdict:
-    """Run every sweep of ``paper``'s claim into ``claim_dir`` and return the verdict."""
+    """Run every sweep of ``paper``'s claim into ``claim_dir`` and return the verdict.
+
+    ``launch(overrides, env)`` runs one multirun; ``env`` names the sweep's W&B group
+    (``WANDB_RUN_GROUP``), unique to this invocation, so claims re-run on other seeds or on
+    another day are separate groups.
+    """
     launch = launch or _launch
+    invocation = claim_dir.parent.name if claim_dir.name == paper else claim_dir.name
     runs: list[Run] = []
     for sweep in load_sweeps(paper):
         sweep_dir = claim_dir / sweep.name
@@ -127,7 +136,7 @@ def run_claim(
             *_launcher_overrides(extra),
             f"hydra.sweep.dir={sweep_dir}",
         ]
-        code = launch(overrides)
+        code = launch(overrides, {"WANDB_RUN_GROUP": f"{paper}-{sweep.name}-{invocation}"})
         if code == 2:
             raise ConfigError(f"the {paper} claim's sweep '{sweep.name}' was refused (see above)")
         runs.extend(load_runs(sweep_dir, sweep.name))
@@ -137,11 +146,20 @@ def run_claim(
     return verdict
 
 
-def _launch(overrides: list[str]) -> int:
+def _launch(overrides: list[str], env: dict[str, str]) -> int:
     command = [sys.executable, "-m", "dlt_runner", "-m", *overrides]
     print("+ dlt-run -m " + " ".join(overrides), flush=True)
     # Interleaved progress bars of parallel jobs are noise; the table at the end is the output.
-    return subprocess.call(command, env={**os.environ, "DLT_PROGRESS_REFRESH": "0"})
+    return subprocess.call(command, env={**os.environ, "DLT_PROGRESS_REFRESH": "0", **env})
+
+
+def verdict_table(verdict: Verdict) -> Table:
+    """The verdict as a table: one row per checked statement."""
+    rows = [
+        [check.statement, check.measured, "holds" if check.holds else "fails"]
+        for check in verdict.checks or [Check("(no checks ran)", "", False)]
+    ]
+    return Table(f"claim: {verdict.paper}", ["claim", "measured", "result"], rows, text_columns=3)
 
 
 def render_markdown(verdicts: Sequence[Verdict]) -> str:
@@ -191,10 +209,19 @@ def main(argv: Sequence[str]) -> int:
     markdown = render_markdown(verdicts)
     root.mkdir(parents=True, exist_ok=True)
     (root / "claims.md").write_text(markdown)
-    from dlt_runner.sweeps.report import write_summary
+    from dlt_runner.sweeps.report import report
 
-    for sweep_dir in sorted(p.parent for p in root.rglob("multirun.yaml")):
-        write_summary(sweep_dir)
+    for paper, verdict in zip(papers, verdicts, strict=True):
+        claim_dir = root / paper if target == "all" else root
+        for sweep_dir in sorted(p.parent for p in claim_dir.rglob("multirun.yaml")):
+            written = report(
+                sweep_dir,
+                html=True,
+                extra_tables=[verdict_table(verdict)],
+                quiet=True,
+                wandb_name=f"claim {paper}",
+            )
+            print(f"report: {written[-1] if written[-1].suffix == '.html' else sweep_dir}")
     print(f"claims table: {root / 'claims.md'}")
     return 0 if all(v.holds for v in verdicts) else 1
 

@@ -1,21 +1,29 @@
-"""``dlt-report SWEEP_DIR``: one table of a sweep's jobs, its seed means, and plots.
+"""``dlt-report SWEEP_DIR [--html]``: one table of a sweep's jobs, its seed means, and plots.
 
 Writes into the sweep dir:
 - ``summary.csv``: one row per job — its overrides, status and final metrics;
 - ``summary_mean_std.csv`` (and a printed table): mean ± std over ``seed`` per setting;
-- ``plots/<metric>_vs_<key>.png``: each final metric against each numeric swept key.
+- ``plots/<metric>_vs_<key>.png``: each final metric against each swept key;
+- with ``--html``, ``report.html``: the tables and plots in one self-contained page.
+
+When the jobs logged to W&B, the same tables and plots go to a ``job_type=report`` run of
+their group (:mod:`dlt_runner.sweeps.wandb_report`).
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from statistics import mean, stdev
+from typing import Any
 
 from dlt_runner.core.errors import ConfigError
+from dlt_runner.sweeps import html as html_page
+from dlt_runner.sweeps.html import Table
 from dlt_runner.sweeps.runs import Run, load_runs
 
 SUMMARY_FILE = "summary.csv"
@@ -87,17 +95,21 @@ def _mean_std(values: list[float]) -> str:
     return f"{mean(values):.4g} ± {stdev(values):.2g}"
 
 
+def swept(runs: Sequence[Run]) -> list[str]:
+    """Override keys (other than ``seed``) that take more than one value across the runs."""
+    keys, _ = _columns(runs)
+    return [k for k in keys if k != "seed" and len({r.overrides.get(k) for r in runs}) > 1]
+
+
 def plot_swept(runs: Sequence[Run], out_dir: Path) -> list[Path]:
-    """For each numeric swept key and final metric: metric (mean ± std over seeds) vs key."""
+    """For each swept key and final metric: metric (mean ± std over seeds) against the key.
+
+    A numeric key is a line over its values; any other key (an integrator, a net) is a point
+    per value. Other swept keys give one series each.
+    """
     keys, metrics = _columns(runs)
-    numeric = [
-        k
-        for k in keys
-        if k != "seed"
-        and len({r.overrides.get(k) for r in runs}) > 1
-        and all(_is_number(r.overrides.get(k)) for r in runs)
-    ]
-    if not numeric:
+    axes = swept(runs)
+    if not axes:
         return []
     import matplotlib
 
@@ -106,21 +118,28 @@ def plot_swept(runs: Sequence[Run], out_dir: Path) -> list[Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for key in numeric:
+    for key in axes:
+        numeric = all(_is_number(r.overrides.get(key)) for r in runs)
         others = [k for k in keys if k not in (key, "seed")]
         for metric in metrics:
-            figure, axis = plt.subplots(figsize=(5, 3.5))
-            lines: dict[tuple, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+            lines: dict[tuple, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
             for run in runs:
-                if run.status == "ok" and metric in run.metrics:
+                value = run.metrics.get(metric)
+                if run.status == "ok" and value is not None and math.isfinite(value):
                     label = tuple(run.overrides.get(k, "") for k in others)
-                    lines[label][float(run.overrides[key])].append(run.metrics[metric])
+                    x = run.overrides.get(key, "")
+                    lines[label][float(x) if numeric else x].append(value)
+            values = {v for points in lines.values() for vs in points.values() for v in vs}
+            if len(values) < 2:  # a constant (e.g. a fixed step size) has nothing to show
+                continue
+            figure, axis = plt.subplots(figsize=(5, 3.5))
             for label, points in sorted(lines.items()):
                 xs = sorted(points)
                 ys = [mean(points[x]) for x in xs]
                 errors = [stdev(points[x]) if len(points[x]) > 1 else 0.0 for x in xs]
                 name = ", ".join(f"{k}={v}" for k, v in zip(others, label, strict=True)) or metric
-                axis.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=name)
+                style = "-o" if numeric else "o"
+                axis.errorbar(xs, ys, yerr=errors, fmt=style, capsize=3, label=name)
             axis.set_xlabel(key)
             axis.set_ylabel(metric)
             if len(lines) > 1:
@@ -141,35 +160,100 @@ def _is_number(text: str | None) -> bool:
     return True
 
 
-def report(sweep_dir: Path) -> None:
+def summary_table(runs: Sequence[Run]) -> Table:
+    """One row per job: its overrides, status and final metrics (numbers, not text)."""
+    keys, metrics = _columns(runs)
+    rows = [
+        [
+            run.directory.name,
+            *(run.overrides.get(k, "") for k in keys),
+            run.status,
+            *(run.metrics.get(m) for m in metrics),
+        ]
+        for run in runs
+    ]
+    return Table("jobs", ["job", *keys, "status", *metrics], rows, text_columns=len(keys) + 2)
+
+
+def mean_std_table(runs: Sequence[Run]) -> Table:
+    header, rows = mean_std_rows(runs)
+    text = len([k for k in _columns(runs)[0] if k != "seed"]) + 1
+    return Table("mean ± std over seeds", header, rows, text_columns=text)
+
+
+def report(
+    sweep_dir: Path,
+    *,
+    html: bool = False,
+    extra_tables: Sequence[Table] = (),
+    quiet: bool = False,
+    wandb_name: str = "report",
+) -> list[Path]:
+    """Write the sweep's summary, mean ± std table and plots (and ``report.html``), and log
+    them as a ``job_type=report`` W&B run when the jobs logged to W&B. Returns the files."""
     if not (sweep_dir / "multirun.yaml").exists() and not list(sweep_dir.glob("*/.hydra")):
         raise ConfigError(f"{sweep_dir} is not a sweep dir (no multirun.yaml, no job dirs)")
     runs = load_runs(sweep_dir, sweep_dir.name)
-    print(f"summary: {write_summary(sweep_dir)} ({len(runs)} jobs)")
+    say = (lambda *_: None) if quiet else print
+    written = [write_summary(sweep_dir)]
+    say(f"summary: {written[0]} ({len(runs)} jobs)")
     header, rows = mean_std_rows(runs)
     with (sweep_dir / MEAN_STD_FILE).open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
-    from rich.console import Console
-    from rich.table import Table
+    written.append(sweep_dir / MEAN_STD_FILE)
+    if not quiet:
+        _print_table(f"mean ± std over seeds: {sweep_dir}", header, rows)
+    plots = plot_swept(runs, sweep_dir / "plots")
+    for path in plots:
+        say(f"plot: {path}")
+    written += plots
+    tables = [*extra_tables, mean_std_table(runs), summary_table(runs)]
+    if html:
+        page = html_page.write(sweep_dir, f"sweep {sweep_dir.name}", tables, plots, _notes(runs))
+        say(f"html: {page} ({page.stat().st_size / 1024:.0f} KiB)")
+        written.append(page)
+    from dlt_runner.sweeps.wandb_report import log_report
 
-    table = Table(title=f"mean ± std over seeds: {sweep_dir}")
+    folder = log_report(sweep_dir, runs, tables, plots, name=wandb_name)
+    if folder is not None:
+        say(f"W&B report run: {folder}")
+    return written
+
+
+def _notes(runs: Sequence[Run]) -> list[str]:
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(Counter(r.status for r in runs).items()))
+    keys = ", ".join(swept(runs)) or "seed only"
+    return [f"{len(runs)} jobs ({statuses}); swept: {keys}."]
+
+
+def _print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    table = RichTable(title=title)
     for column in header:
         table.add_column(column)
     for row in rows:
         table.add_row(*row)
     Console(width=200).print(table)
-    for path in plot_swept(runs, sweep_dir / "plots"):
-        print(f"plot: {path}")
 
 
 def main(argv: Sequence[str]) -> int:
-    if len(argv) != 1 or argv[0] in ("-h", "--help"):
-        print("usage: dlt-report SWEEP_DIR")
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    sweep_dir = Path(argv[0])
-    if not sweep_dir.is_dir():
-        raise ConfigError(f"no such sweep dir: {sweep_dir}")
-    report(sweep_dir)
+    """``dlt-report SWEEP_DIR [--html]``."""
+    parser = argparse.ArgumentParser(
+        prog="dlt-report",
+        description="Summarise a sweep dir: summary.csv, mean ± std over seeds, plots; "
+        "with --html also one self-contained report.html.",
+    )
+    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("--html", action="store_true", help="also write report.html")
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    if not args.sweep_dir.is_dir():
+        raise ConfigError(f"no such sweep dir: {args.sweep_dir}")
+    report(args.sweep_dir, html=args.html)
     return 0

@@ -90,14 +90,20 @@ def test_load_runs_reads_job_dirs(tmp_path):
 def test_run_claim_launches_each_sweep_and_judges(tmp_path, monkeypatch):
     launched = []
 
-    def fake_launch(overrides):
-        launched.append(overrides)
+    def fake_launch(overrides, env):
+        launched.append((overrides, env["WANDB_RUN_GROUP"]))
         return 0
 
-    verdict = run_claim("imde", ["seed=7"], tmp_path, launch=fake_launch)
+    verdict = run_claim("imde", ["seed=7"], tmp_path / "stamp_imde", launch=fake_launch)
     assert len(launched) == 2
-    assert all(any(o.startswith("hydra.sweep.dir=") for o in overrides) for overrides in launched)
-    assert all("seed=7,8,9" in o or "seed=7,8" in o for o in launched)
+    assert all(
+        any(o.startswith("hydra.sweep.dir=") for o in overrides) for overrides, _ in launched
+    )
+    assert all("seed=7,8,9" in o or "seed=7,8" in o for o, _ in launched)
+    groups = [group for _, group in launched]
+    assert len(set(groups)) == 2 and all(
+        g.startswith("imde-") and "stamp_imde" in g for g in groups
+    )
     assert not verdict.holds, "no runs were made, so nothing can hold"
 
 
