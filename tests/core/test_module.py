@@ -78,3 +78,55 @@ def test_a_callback_using_backward_hooks_turns_direct_steps_off():
     )
     trainer.fit(module, datamodule=Regression(batch_size=None, steps_per_call=3))
     assert module._direct_steps is False and trainer.global_step == 3
+
+
+class InputGradient(LinearModule):
+    """Evaluation that differentiates: the input gradient of a linear net is its weight row."""
+
+    eval_needs_grad = True
+
+    def evaluate(self, batch, split):
+        with torch.enable_grad():
+            x = batch["x"].clone().requires_grad_(True)
+            (gradient,) = torch.autograd.grad(self.net(x).sum(), x)
+        return {"input_gradient_norm": gradient.norm(dim=1).mean()}
+
+
+def test_evaluation_that_needs_gradients_runs_in_validate_and_test():
+    from omegaconf import OmegaConf
+
+    from dlt_runner.run import _runner_module_options
+
+    module = InputGradient(nn.Linear(3, 1), lambda p: torch.optim.SGD(p, lr=0.1))
+    options = _runner_module_options(OmegaConf.create({"max_steps": 3}), module)
+    assert options["inference_mode"] is False
+    trainer = pl.Trainer(max_steps=3, logger=False, enable_checkpointing=False, **options)
+    data = Regression(batch_size=None, steps_per_call=3)
+    trainer.fit(module, datamodule=data)
+    expected = float(module.net.weight.norm())
+    (validated,) = trainer.validate(module, datamodule=data, verbose=False)
+    assert validated["val/input_gradient_norm"] == pytest.approx(expected)
+    data.splits["test"] = data.splits["val"]
+    (tested,) = trainer.test(module, datamodule=data, verbose=False)
+    assert tested["test/input_gradient_norm"] == pytest.approx(expected)
+
+
+def test_evaluation_that_needs_gradients_explains_an_inference_mode_trainer():
+    module = InputGradient(nn.Linear(3, 1), lambda p: torch.optim.SGD(p, lr=0.1))
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False)
+    with pytest.raises(RuntimeError, match="inference_mode=False"):
+        trainer.validate(module, datamodule=Regression(batch_size=None))
+
+
+def test_pending_accumulated_gradients_travel_in_the_checkpoint():
+    module = LinearModule(nn.Linear(3, 1), lambda p: torch.optim.SGD(p, lr=0.1))
+    module._position = (0, 1)  # one minibatch into an accumulation group
+    for parameter in module.parameters():
+        parameter.grad = torch.randn_like(parameter)
+    checkpoint: dict = {}
+    module.on_save_checkpoint(checkpoint)
+    restored = LinearModule(nn.Linear(3, 1), lambda p: torch.optim.SGD(p, lr=0.1))
+    restored.on_load_checkpoint(checkpoint)
+    assert restored._position == (0, 1)
+    for parameter, grad in zip(module.parameters(), restored._pending_grads, strict=True):
+        assert torch.equal(parameter.grad, grad)
