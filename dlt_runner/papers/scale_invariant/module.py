@@ -17,6 +17,11 @@ from dlt_runner.papers.scale_invariant.analysis import (
 from dlt_runner.theory.metrics import accuracy
 
 
+def _cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy over classes (B, C) or over every position of a sequence (B, L, C)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
 class ScaleInvariantModule(RunnerModule):
     """Cross-entropy classifier; the sweep hooks of the paper's experiments (Section 5).
 
@@ -45,7 +50,7 @@ class ScaleInvariantModule(RunnerModule):
         self.effective_lr_curve: list[float] = []
 
     def loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor | float]]:
-        loss = F.cross_entropy(self.net(batch["x"]), batch["y"])
+        loss = _cross_entropy(self.net(batch["x"]), batch["y"])
         return self.loss_scale * loss, self._mechanism(loss.detach())
 
     def _mechanism(self, unscaled_loss: Tensor) -> dict[str, Tensor | float]:
@@ -70,7 +75,8 @@ class ScaleInvariantModule(RunnerModule):
 
     def evaluate(self, batch: Batch, split: str) -> dict[str, Tensor]:
         logits = self.net(batch["x"])
-        return {"loss": F.cross_entropy(logits, batch["y"]), "acc": accuracy(logits, batch["y"])}
+        logits, labels = logits.reshape(-1, logits.shape[-1]), batch["y"].reshape(-1)
+        return {"loss": F.cross_entropy(logits, labels), "acc": accuracy(logits, labels)}
 
     def analysis(self, datamodule: Any) -> dict[str, Any]:
         optimizer = self.optimizers() if self._trainer is not None else None

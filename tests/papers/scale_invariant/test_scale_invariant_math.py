@@ -15,8 +15,14 @@ from dlt_runner.papers.scale_invariant.analysis import (
     scale_invariance_error,
     scale_parameters,
 )
+from dlt_runner.papers.scale_invariant.data import SortingData
 from dlt_runner.papers.scale_invariant.module import ScaleInvariantModule
-from dlt_runner.papers.scale_invariant.nets import ScaleInvariantMLP, StandardMLP
+from dlt_runner.papers.scale_invariant.nets import (
+    ScaleInvariantMLP,
+    ScaleInvariantTransformer,
+    StandardMLP,
+    StandardTransformer,
+)
 from dlt_runner.papers.scale_invariant.optim import NormClippedSGD
 
 
@@ -116,3 +122,23 @@ def test_module_applies_initial_scale_and_loss_scale():
     x, y = _batch()
     loss, extras = module.loss({"x": x, "y": y})
     assert float(loss) == pytest.approx(1e-3 * float(extras["unscaled_loss"]))
+
+
+def test_scale_invariant_transformer_ignores_a_common_rescaling():
+    torch.manual_seed(0)
+    net = ScaleInvariantTransformer(11, 7, 16, 2, 4, temperature=4.0, eps=0.0).double()
+    tokens = torch.randint(0, 11, (5, 7), generator=torch.Generator().manual_seed(2))
+    assert scale_invariance_error(net, tokens, [1e-2, 3.0, 1e2]) < 1e-10
+    torch.manual_seed(0)
+    standard = StandardTransformer(11, 7, 16, 2, 4).double()
+    assert scale_invariance_error(standard, tokens, [3.0]) > 1e-2
+
+
+def test_sorting_data_targets_are_the_sorted_inputs():
+    data = SortingData(vocab=5, length=6, n_train=50, n_val=10, n_test=10, seed=3)
+    splits = data.build()
+    for split in splits.values():
+        assert torch.equal(split["y"], split["x"].sort(dim=1).values)
+        assert int(split["x"].max()) < 5
+    again = SortingData(vocab=5, length=6, n_train=50, n_val=10, n_test=10, seed=3).build()
+    assert torch.equal(again["test"]["x"], splits["test"]["x"])
