@@ -66,6 +66,7 @@ CASES = [
     ),
     Case("clofnet_es5", "clofnet/es5", ["test=false", "trainer.max_steps=400"]),
     Case("egnn_es5", "clofnet/es5", ["test=false", "model=clofnet/egnn", "trainer.max_steps=400"]),
+    Case("scale_invariant_digits", "scale_invariant/digits", ["test=false"]),
 ]
 
 _DTYPES = {
