@@ -37,6 +37,8 @@ from dlt_runner.theory.closed_form_kernels import arccos_k1
 from dlt_runner.theory.kernel_ridge import SpectralKernelRidge, kernel_ridge_predict
 from dlt_runner.theory.metrics import accuracy
 
+from helpers import train_full_batch
+
 F64 = torch.float64
 RIDGES = torch.logspace(-4, 1, 6, dtype=F64)
 
@@ -336,15 +338,9 @@ def digits():
 def test_pretraining_lowers_the_loss_and_keeps_the_initial_copy(digits):
     module = make_module()
     initial = [p.detach().clone() for p in module.net.parameters()]
-    batch = digits.tensors("train")
-    optimizer = module.optimizer_factory(module.trainable_parameters())
     assert len(module.trainable_parameters()) == len(initial)
-    first = float(module.loss(batch).detach())
-    for _ in range(30):
-        optimizer.zero_grad()
-        module.loss(batch).backward()
-        optimizer.step()
-    assert float(module.loss(batch).detach()) < 0.5 * first
+    losses = train_full_batch(module, digits.tensors("train"), 30)
+    assert losses[-1] < 0.5 * losses[0]
     for kept, start in zip(module.initial_net.parameters(), initial, strict=True):
         torch.testing.assert_close(kept, start)
         assert not kept.requires_grad

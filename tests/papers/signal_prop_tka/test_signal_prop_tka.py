@@ -32,6 +32,8 @@ from dlt_runner.papers.signal_prop_tka.nets import DeepMLP
 from dlt_runner.sweeps.runs import Run
 from dlt_runner.theory.alignment import kernel_alignment
 
+from helpers import train_full_batch
+
 F64 = torch.float64
 # float64 kernels of O(1) entries from sums of a few hundred products: round-off ~1e-15.
 EXACT = 1e-12
@@ -220,14 +222,8 @@ def digits() -> DigitsData:
 
 def test_module_loss_decreases_over_a_few_steps(digits):
     module = small_module()
-    optimizer = module.configure_optimizers()
-    batch = digits.tensors("train")
-    first = float(module.loss(batch).detach())
-    for _ in range(20):
-        optimizer.zero_grad()
-        module.loss(batch).backward()
-        optimizer.step()
-    assert float(module.loss(batch).detach()) < 0.5 * first
+    losses = train_full_batch(module, digits.tensors("train"), 20)
+    assert losses[-1] < 0.5 * losses[0]
     metrics = module.evaluate(digits.tensors("val"), "val")
     assert 0.0 <= float(metrics["acc"]) <= 1.0
 

@@ -17,6 +17,8 @@ from dlt_runner.papers.imde.module import NeuralODEModule
 from dlt_runner.papers.imde.systems import Pendulum
 from dlt_runner.sweeps.runs import Run
 
+from helpers import train_full_batch
+
 
 class TrueField(nn.Module):
     """The pendulum's own vector field, as a 'learned' field with nothing left to learn."""
@@ -60,14 +62,8 @@ def test_flow_pairs_are_the_exact_flow_and_reproducible():
 def test_training_loss_decreases(integrator):
     torch.manual_seed(0)
     module = _module(MLP([2, 32, 32, 2], activation="tanh", init="orthogonal").double(), integrator)
-    batch = _data().splits["train"]
-    optimizer = module.optimizer_factory(module.parameters())
-    first = module.loss(batch).item()
-    for _ in range(60):
-        optimizer.zero_grad()
-        module.loss(batch).backward()
-        optimizer.step()
-    assert module.loss(batch).item() < 0.2 * first
+    losses = train_full_batch(module, _data().splits["train"], 60)
+    assert losses[-1] < 0.2 * losses[0]
 
 
 def test_analysis_of_the_true_field_measures_only_the_integrators_bias():

@@ -31,6 +31,8 @@ from dlt_runner.theory.closed_form_kernels import (
 )
 from dlt_runner.theory.entk import empirical_ntk
 
+from helpers import train_full_batch
+
 F64 = torch.float64
 
 
@@ -330,14 +332,7 @@ def test_module_trains_the_centred_output_and_reports_the_analysis():
     module, data = make_module(), TinyDigits()
     batch = data.tensors("train")
     assert module.predict(batch["x"]).abs().max() == 0  # f - f_0 vanishes at initialisation
-    optimizer = torch.optim.SGD(module.trainable_parameters(), lr=0.5)
-    losses = []
-    for _ in range(20):
-        optimizer.zero_grad()
-        loss = module.loss(batch)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = train_full_batch(module, batch, 20)
     assert losses[-1] < 0.5 * losses[0]
     assert len(module.trainable_parameters()) == 2  # the frozen f_0 copy is not optimised
     module.eval()
