@@ -41,3 +41,23 @@ def test_report_writes_summary_mean_std_and_plots(tmp_path):
 
 def test_report_needs_a_directory(tmp_path):
     assert main([]) == 2
+
+
+def test_categorical_keys_get_plots_constant_metrics_do_not_and_html_holds_everything(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    (tmp_path / "multirun.yaml").write_text("{}")
+    for number, (integrator, seed) in enumerate(
+        [("euler", 0), ("euler", 1), ("rk4", 0), ("rk4", 1)]
+    ):
+        metrics = {"analysis/err": 1.0 + number, "analysis/step_size": 0.1}
+        _job(tmp_path, number, [f"model.integrator={integrator}", f"seed={seed}"], metrics)
+    assert main([str(tmp_path), "--html"]) == 0
+    plots = sorted(path.name for path in (tmp_path / "plots").glob("*.png"))
+    assert plots == ["analysis_err_vs_model.integrator.png"]
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 1
+    assert "1.5 ± 0.71" in page and "3.5 ± 0.71" in page  # mean ± std per integrator
+    assert page.count("<tr>") == 1 + 2 + 1 + 4  # mean ± std table + jobs table, with headers
+    assert not (tmp_path / "wandb").exists(), "no W&B report when the jobs did not log to W&B"
