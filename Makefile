@@ -13,7 +13,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 EXTRAS ?= dev,sweep
 ARGS ?=
 
-.PHONY: install run test test-fast claims bench lint clean
+.PHONY: install run test test-fast claims bench lint clean browser
 
 install: $(STAMP)
 
@@ -51,6 +51,10 @@ bench: install
 lint: install
 	$(BIN)/ruff check dlt_runner tests benchmarks
 	$(BIN)/ruff format --check dlt_runner tests benchmarks
+
+# Headless Chromium from Debian's packages, for the report.html browser test (needs root).
+browser:
+	apt-get update && apt-get install -y chromium
 
 clean:
 	rm -rf outputs .cache .pytest_cache .ruff_cache
