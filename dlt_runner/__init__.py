@@ -6,7 +6,11 @@ from dlt_runner.core import resolvers as _resolvers
 
 __version__ = "0.1.0"
 
-#: The Hydra config tree (``conf/`` at the project root, beside this package).
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+#: The Hydra config tree: ``dlt_runner/conf`` in an installed wheel (copied there by the build),
+#: else ``conf/`` at the project root, beside this package (a checkout or an editable install).
+CONFIG_DIR = (
+    _PACKAGE_DIR / "conf" if (_PACKAGE_DIR / "conf").is_dir() else _PACKAGE_DIR.parent / "conf"
+)
 
 _resolvers.register()

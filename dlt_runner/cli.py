@@ -1,13 +1,15 @@
 """Console entry points: ``dlt-run`` (Hydra app), ``dlt-claims``, ``dlt-report``.
 
 Only this module and ``run.py`` touch Hydra. Errors a user can fix end with a one-line
-message and exit status 2; ``HYDRA_FULL_ERROR=1`` shows the full trace instead.
+message and exit status 2; ``HYDRA_FULL_ERROR=1`` shows the full trace instead (any other
+value, ``0`` included, means off, as in Hydra).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -15,8 +17,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from dlt_runner import CONFIG_DIR
+from dlt_runner import CONFIG_DIR, __version__
 from dlt_runner.core.errors import USER_ERROR_EXIT, ConfigError
+
+#: Libraries whose versions ``dlt-run --version`` prints (read from package metadata: no import).
+VERSIONED = ("torch", "pytorch-lightning", "hydra-core", "omegaconf", "wandb")
 
 
 def _task(cfg: DictConfig) -> Any:
@@ -55,6 +60,7 @@ def _run_dir(cfg: DictConfig) -> str:
 def _hydra_app() -> None:
     import hydra
 
+    _check_modes(sys.argv[1:])
     hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")(_task)()
 
 
@@ -63,7 +69,7 @@ def _report_errors(program: str, main: Callable[[], Any]) -> Any:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    full_trace = bool(os.environ.get("HYDRA_FULL_ERROR"))
+    full_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"
     # Hydra prints and exits 1 on its own; asked for the full error, it re-raises to us instead.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
@@ -72,6 +78,11 @@ def _report_errors(program: str, main: Callable[[], Any]) -> Any:
         if full_trace or _is_bug(error):
             raise
         print(f"{program}: error: {_message(error)}", file=sys.stderr)
+        raise SystemExit(USER_ERROR_EXIT) from None
+    except OSError as error:
+        if full_trace or not _raised_by_hydra(error):
+            raise
+        print(f"{program}: error: {_output_dir_message(error)}", file=sys.stderr)
         raise SystemExit(USER_ERROR_EXIT) from None
     except Exception:
         if full_trace:
@@ -92,16 +103,87 @@ def _is_bug(error: BaseException) -> bool:
     )
 
 
+_NOT_FOUND = re.compile(r"Could not find '([^']+)'")
+_NOT_IN_DEFAULTS = re.compile(r"Could not override '([^']+)'\. No match in the defaults list")
+
+
 def _message(error: BaseException) -> str:
-    parts = [str(error).strip()]
+    text = str(error).strip()
+    if match := _NOT_FOUND.search(text):
+        return _unknown_option(match.group(1))
+    if (match := _NOT_IN_DEFAULTS.search(text)) and match.group(1) == "claim":
+        return (
+            "claim grids are not a dlt-run option; run a paper's claims with "
+            "dlt-claims <paper> (e.g. dlt-claims imde)"
+        )
+    # Hydra appends the config search path to some errors: not the user's business.
+    parts = [text.split("\n\nConfig search path:")[0].strip()]
     cause = error.__cause__
     if cause is not None and str(cause).strip() and str(cause).strip() not in parts[0]:
         parts.append(str(cause).strip())
     return "\n".join(parts)
 
 
+def _unknown_option(path: str) -> str:
+    """``experiment/imde/nope`` → the group's options as users type them."""
+    from dlt_runner.core.resolvers import group_options
+
+    group, _, option = path.partition("/")
+    options = group_options(group)
+    if not options:
+        return f"no config {path!r}"
+    return f"{group}={option} does not exist; choose one of: {', '.join(options)}"
+
+
+def _check_modes(argv: list[str]) -> None:
+    """Hydra's run modes exclude each other; say which and how to get what was meant."""
+    modes = {"-m": "--multirun", "--multirun": "--multirun", "-c": "--cfg", "--cfg": "--cfg"}
+    modes |= {"-i": "--info", "--info": "--info", "--run": "--run", "-r": "--run"}
+    used = sorted({modes[arg] for arg in argv if arg in modes})
+    if len(used) > 1:
+        raise ConfigError(
+            f"{' and '.join(used)} cannot be combined; to print the config of one job of a "
+            f"sweep, drop -m and give one value per key: dlt-run <overrides> --cfg job"
+        )
+
+
+def _raised_by_hydra(error: OSError) -> bool:
+    """Whether Hydra raised it while making the run (or sweep) directory and its files."""
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = [
+        frame
+        for frame in frames
+        if "site-packages" in frame.filename or "dlt_runner" in frame.filename
+    ]
+    return bool(ours) and f"{os.sep}hydra{os.sep}" in ours[-1].filename
+
+
+def _output_dir_message(error: OSError) -> str:
+    reason = error.strerror or type(error).__name__
+    return (
+        f"cannot create the run directory {error.filename!r} ({reason}); set hydra.run.dir "
+        f"(hydra.sweep.dir with -m) to a directory that can be created and written"
+    )
+
+
+def version_text() -> str:
+    """``dlt_runner <version>`` and the versions of the libraries a run depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    lines = [f"dlt_runner {__version__}"]
+    for package in VERSIONED:
+        try:
+            lines.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            lines.append(f"{package} (not installed)")
+    return "\n".join(lines)
+
+
 def run_main() -> None:
     """``dlt-run [overrides...]`` / ``dlt-run -m key=a,b ...`` (Hydra command line)."""
+    if "--version" in sys.argv[1:]:
+        print(version_text())
+        return
     _report_errors("dlt-run", _hydra_app)
 
 

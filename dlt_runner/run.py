@@ -1,10 +1,11 @@
 """``run(cfg)``: the whole lifecycle of one run, no CLI concerns.
 
 1. check the config and seed everything; 2. build data, model, loggers, callbacks and
-trainer; 3. log the resolved config; 4. fit (resuming from ``ckpt_path``); 5. test;
-6. collect final metrics (trainer's + the module's analysis); 7. write ``metrics.json``
-atomically; 8. always finish the loggers; 9. return the metrics (the CLI hands the value
-named by ``optimized_metric`` to sweepers).
+trainer, and check that the model fits the data (one batch, before anything is written);
+3. log the resolved config; 4. fit (resuming from ``ckpt_path``); 5. test; 6. collect final
+metrics (trainer's + the module's analysis); 7. write ``metrics.json`` atomically; 8. always
+finish the loggers; 9. return the metrics (the CLI hands the value named by
+``optimized_metric`` to sweepers).
 
 Heavy imports (torch, Lightning, W&B) happen inside :func:`run`, so composing or printing
 a config stays fast.
@@ -12,7 +13,9 @@ a config stays fast.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from dlt_runner.core import config_checks
 from dlt_runner.core.errors import ConfigError
 from dlt_runner.core.metrics_file import write_metrics
+
+log = logging.getLogger("dlt_runner")
 
 
 @dataclass
@@ -62,12 +67,14 @@ def run(cfg: DictConfig, runtime: Runtime | None = None) -> dict[str, Any]:
     runtime = runtime or Runtime.from_hydra(cfg)
     _check(cfg, runtime)
     _set_threads(cfg.get("threads", "auto"), runtime)
+    _quiet_libraries()
 
     import pytorch_lightning as pl
 
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     resume_from = _resolve_checkpoint(cfg.get("ckpt_path"), runtime.run_dir)
     parts = _build(cfg, runtime, resume_from)
+    _check_model_fits_data(cfg, parts)
     started = time.perf_counter()
     record: dict[str, Any] = {"status": "failed", "metrics": {}}
     status = "failed"
@@ -96,6 +103,8 @@ def _check(cfg: DictConfig, runtime: Runtime) -> None:
     config_checks.check_selected(cfg)
     config_checks.check_missing(cfg)
     config_checks.check_strategy(cfg, runtime.multirun)
+    config_checks.check_precision(cfg)
+    config_checks.check_optimizers(cfg)
     try:
         int(cfg.seed)
     except (TypeError, ValueError):
@@ -191,7 +200,12 @@ def _first_line(error: BaseException) -> str:
 
 
 def _build(cfg: DictConfig, runtime: Runtime, resume_from: Path | None) -> _Parts:
-    from dlt_runner.core.callbacks import DivergenceGuard, FitTimer
+    from dlt_runner.core.callbacks import (
+        DivergenceGuard,
+        FitTimer,
+        LoggerCheckpointState,
+        RandomState,
+    )
     from dlt_runner.core.loggers import OptimiserStepAxis, configure_wandb, wandb_run_id
 
     datamodule = _instantiate(cfg.data, "data")
@@ -206,6 +220,8 @@ def _build(cfg: DictConfig, runtime: Runtime, resume_from: Path | None) -> _Part
     if not any(isinstance(c, DivergenceGuard) for c in callbacks):
         callbacks.append(DivergenceGuard())
     callbacks.append(FitTimer())
+    # Exact resume: every random stream and the loggers' history travel with the checkpoint.
+    callbacks += [RandomState(), LoggerCheckpointState()]
     callbacks.append(OptimiserStepAxis())
 
     logger_cfg = cfg.get("logger") or OmegaConf.create({})
@@ -224,13 +240,145 @@ def _build(cfg: DictConfig, runtime: Runtime, resume_from: Path | None) -> _Part
         with open_dict(trainer_cfg):
             trainer_cfg.enable_checkpointing = False
             trainer_cfg.enable_progress_bar = False
-    trainer = _instantiate(trainer_cfg, "trainer", callbacks=callbacks, logger=loggers or False)
+    trainer = _instantiate(
+        trainer_cfg,
+        "trainer",
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=_plugins(trainer_cfg),
+    )
+    # The module is built in torch's default dtype; Lightning converts it to the run's precision
+    # (e.g. float64 for 64-true) only after restoring a checkpoint's weights into it, which
+    # would round resumed float64 weights to float32. Convert first, then restore.
+    module = trainer.precision_plugin.convert_module(module)
     return _Parts(datamodule, module, trainer, loggers)
+
+
+def _plugins(trainer_cfg: DictConfig) -> list[Any]:
+    """The trainer's configured plugins plus atomic checkpoint writes (unless one is set)."""
+    from dlt_runner.core.checkpoint_io import AtomicCheckpointIO
+
+    configured = trainer_cfg.get("plugins")
+    plugins = [] if configured is None else list(_instantiate(configured, "trainer.plugins"))
+    if not any(hasattr(plugin, "save_checkpoint") for plugin in plugins):
+        plugins.append(AtomicCheckpointIO())
+    return plugins  # passed as an argument, it replaces trainer.plugins in the config
 
 
 def callbacks_enabled(cfg: DictConfig) -> bool:
     """``callbacks=none`` also turns off Lightning's implicit checkpointing and progress bar."""
     return bool(cfg.get("callbacks"))
+
+
+def _quiet_libraries() -> None:
+    """Silence library notices that are not the user's business (deprecations inside
+    Lightning, Lightning's advertising tips); warnings about the user's own run stay."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_drop_tips)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_drop_tips)
+
+
+def _drop_tips(record: logging.LogRecord) -> bool:
+    return "Tip: For seamless cloud" not in str(record.msg)
+
+
+# --------------------------------------------------------------------------- one-batch check
+_SHAPE_ERROR = re.compile(
+    r"shape|size|dimension|channels|out of bounds|must match|expected input", re.IGNORECASE
+)
+
+
+def _check_model_fits_data(cfg: DictConfig, parts: _Parts) -> None:
+    """Run one small training batch through ``module.loss`` before anything is written.
+
+    A net whose sizes do not fit the data (``model.net.sizes=[2,64,3]`` on 2-d targets)
+    would otherwise fail inside the training loop with a traceback. Only shape errors are
+    reported here, naming the config keys involved; anything else this check meets is left
+    for the real step to raise with its full context. The check runs in eval mode without
+    gradients of the parameters and restores torch's random state, so training is unchanged.
+    """
+    import torch
+
+    datamodule, module, trainer = parts.datamodule, parts.module, parts.trainer
+    if not hasattr(datamodule, "tensors") or not hasattr(module, "loss"):
+        return
+    try:
+        train = datamodule.tensors("train")
+    except Exception:  # noqa: BLE001 - a datamodule that cannot build here builds in fit
+        return
+    batch = trainer.precision_plugin.convert_input({k: v[:8] for k, v in train.items()})
+    rng = torch.get_rng_state()
+    was_training = module.training
+    module.eval()
+    try:
+        with trainer.precision_plugin.forward_context():
+            module.loss(batch)
+    except (RuntimeError, ValueError, IndexError) as error:
+        message = _first_line(error).split(": ", 1)[-1]
+        if not _SHAPE_ERROR.search(message):
+            return
+        raise ConfigError(_does_not_fit(cfg, batch, message)) from None
+    except Exception:  # noqa: BLE001, S110 - not a shape mismatch: the fit reports it in context
+        return
+    finally:
+        module.train(was_training)
+        torch.set_rng_state(rng)
+        module.zero_grad(set_to_none=True)
+
+
+def _does_not_fit(cfg: DictConfig, batch: dict[str, Any], message: str) -> str:
+    model = cfg.model.get("net") if cfg.model.get("net") is not None else cfg.model
+    prefix = "model.net" if cfg.model.get("net") is not None else "model"
+    sizes = [
+        f"{prefix}.{key}={_short(value)}"
+        for key, value in _leaves(model)
+        if _is_size(value) and not key.startswith("_")
+    ]
+    choices = [
+        f"data.{key}={value}"
+        for key, value in _leaves(cfg.data)
+        if isinstance(value, str)
+        and not key.startswith("_")
+        and key != "dtype"
+        and "/" not in value
+    ]
+    shapes = ", ".join(f"{name} {list(tensor.shape[1:])}" for name, tensor in batch.items())
+    return (
+        f"the model does not fit the data: {message}. Model: {', '.join(sizes) or prefix}; "
+        f"data ({', '.join(choices) or cfg.data.get('_target_', 'data')}) gives one example as "
+        f"{shapes}. Make {prefix}.* match data.*"
+    )
+
+
+def _leaves(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    from omegaconf import DictConfig as _Dict
+
+    out: list[tuple[str, Any]] = []
+    for key, value in node.items_ex(resolve=True) if isinstance(node, _Dict) else []:
+        name = f"{prefix}{key}"
+        if isinstance(value, _Dict):
+            out += _leaves(value, f"{name}.")
+        else:
+            out.append((name, value))
+    return out
+
+
+def _is_size(value: Any) -> bool:
+    from omegaconf import ListConfig
+
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, ListConfig) and all(
+        isinstance(item, int) and not isinstance(item, bool) for item in value
+    )
+
+
+def _short(value: Any) -> str:
+    return str(OmegaConf.to_container(value)) if not isinstance(value, int) else str(value)
 
 
 # --------------------------------------------------------------------------- fit
@@ -266,6 +414,12 @@ def _fit_test_analyse(cfg: DictConfig, parts: _Parts, resume_from: Path | None) 
         # not the precision plugin's dtype or the device, which the analysis needs.
         module = trainer.precision_plugin.convert_module(module).to(trainer.strategy.root_device)
         module.eval()
+        if trainer.is_global_zero:
+            log.info(
+                "fit ended at step %d; running %s.analysis (the paper's measurements)",
+                trainer.global_step,
+                type(module).__name__,
+            )
         for name, value in module.analysis(datamodule).items():
             key = name if "/" in name else f"analysis/{name}"
             if isinstance(value, (list, tuple)):

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks.progress import ProgressBar
 
 DIVERGED_KEY = "diverged_at_step"
 TIMING_PREFIX = "timing/"
@@ -62,3 +63,177 @@ class FitTimer(pl.Callback):
             trainer.callback_metrics[f"{TIMING_PREFIX}{name}"] = torch.tensor(
                 value, dtype=torch.float64
             )
+
+
+class RandomState(pl.Callback):
+    """Save and restore every random stream a run draws from, so a resumed run is exact.
+
+    Lightning's checkpoints hold the weights, optimisers, schedulers and loop counters but
+    no random state; a run resumed after a kill would otherwise draw different numbers
+    from the point it resumes. Saved: torch's CPU generator, every CUDA device's generator,
+    NumPy's global generator and Python's ``random``. Under several processes each rank
+    restores rank 0's state (the one in the checkpoint).
+    """
+
+    KEY = "random_state"
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        import random
+
+        import numpy as np
+
+        name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+        state: dict[str, Any] = {
+            "torch": torch.get_rng_state(),
+            # Plain types and tensors only: Lightning loads checkpoints with weights_only=True.
+            "numpy": {
+                "name": name,
+                "keys": torch.from_numpy(keys.astype(np.int64)),
+                "position": int(position),
+                "has_gauss": int(has_gauss),
+                "cached_gaussian": float(cached_gaussian),
+            },
+            "python": random.getstate(),
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint[self.KEY] = state
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        import random
+
+        import numpy as np
+
+        # "rng_state": checkpoints of earlier versions, which saved torch's CPU generator only.
+        state = checkpoint.get(self.KEY) or checkpoint.get("rng_state")
+        if not state:
+            return
+        torch.set_rng_state(state["torch"])
+        if "numpy" in state:
+            saved = state["numpy"]
+            np.random.set_state(
+                (
+                    saved["name"],
+                    saved["keys"].numpy().astype(np.uint32),
+                    saved["position"],
+                    saved["has_gauss"],
+                    saved["cached_gaussian"],
+                )
+            )
+        if "python" in state:
+            random.setstate(state["python"])
+        cuda = state.get("cuda")
+        if cuda and torch.cuda.is_available():
+            # A run resumed on fewer devices restores the generators of the devices it has.
+            for device, device_state in enumerate(cuda[: torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(device_state, device)
+
+
+class StepProgressBar(ProgressBar):
+    """One bar over optimiser steps toward ``trainer.max_steps``, with rate and ETA.
+
+    The runner's modules make several optimiser steps per Lightning step, so Lightning's
+    per-epoch bar shows ``1/1`` and no ETA; this bar counts ``trainer.global_step``.
+    Validation and testing draw no bar of their own. ``refresh_rate`` is the number of
+    Lightning steps between updates; 0 draws no bar (the default when output is not a
+    terminal, see ``dlt_runner.core.resolvers.progress_refresh``).
+    """
+
+    def __init__(self, refresh_rate: int = 1) -> None:
+        super().__init__()
+        self.refresh_rate = max(0, int(refresh_rate))
+        self._enabled = self.refresh_rate > 0
+        self._bar: Any = None
+        self._calls = 0
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = self.refresh_rate > 0
+
+    @property
+    def is_enabled(self) -> bool:
+        return self._enabled and self._bar is not None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._enabled or not trainer.is_global_zero:
+            return
+        from tqdm import tqdm
+
+        total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
+        self._calls = 0
+        self._bar = tqdm(
+            total=total,
+            initial=trainer.global_step,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+            smoothing=0.1,
+        )
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any
+    ) -> None:
+        if self._bar is None:
+            return
+        self._calls += 1
+        if self._calls % self.refresh_rate:
+            return
+        self._bar.update(trainer.global_step - self._bar.n)
+        loss = trainer.progress_bar_metrics.get("train/loss")
+        if loss is not None:
+            self._bar.set_postfix_str(f"loss={float(loss):.4g}", refresh=False)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._close(trainer)
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        self._close(trainer)
+
+    def _close(self, trainer: pl.Trainer) -> None:
+        if self._bar is not None:
+            self._bar.update(trainer.global_step - self._bar.n)
+            self._bar.close()
+            self._bar = None
+
+
+class LoggerCheckpointState(pl.Callback):
+    """Checkpoint the state of loggers that have one (see ``CSVLogger.checkpoint_state``).
+
+    Called while a checkpoint is assembled, before its file is written: the rows a logger
+    has flushed are then all rows logged up to the checkpoint, so a run resumed from it can
+    drop the ones logged after it.
+    """
+
+    KEY = "logger_states"
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        states = {
+            _logger_key(index, logger): logger.checkpoint_state()
+            for index, logger in enumerate(trainer.loggers)
+            if hasattr(logger, "checkpoint_state")
+        }
+        if states:
+            checkpoint[self.KEY] = states
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        states = checkpoint.get(self.KEY, {})
+        for index, logger in enumerate(trainer.loggers):
+            state = states.get(_logger_key(index, logger))
+            if state is not None and hasattr(logger, "restore_checkpoint_state"):
+                logger.restore_checkpoint_state(state)
+
+
+def _logger_key(index: int, logger: Any) -> str:
+    return f"{index}:{type(logger).__name__}"

@@ -117,3 +117,63 @@ def _show(value: Any) -> str:
     if isinstance(value, (DictConfig, ListConfig)):
         return str(OmegaConf.to_container(value))
     return repr(value)
+
+
+_FLOAT64_PRECISIONS = ("64", "64-true", "double")
+
+
+def check_precision(cfg: DictConfig) -> None:
+    """An experiment whose data (and maths) are float64 runs only at ``trainer.precision=64-true``.
+
+    Mixed or half precision would compute in bf16/fp16 what the experiment measures at
+    float64 accuracy (e.g. IMDE's learned-vs-modified-field errors of ~1e-4).
+    """
+    precision = str(cfg.get("trainer", {}).get("precision", "32-true"))
+    dtype = (cfg.get("data") or {}).get("dtype")
+    if dtype == "float64" and precision not in _FLOAT64_PRECISIONS:
+        raise ConfigError(
+            f"trainer.precision={precision} cannot run this experiment: its data and maths are "
+            f"float64 (data.dtype=float64). Use trainer.precision=64-true, or set "
+            f"data.dtype=float32 to run it at lower precision"
+        )
+
+
+#: Optimiser arguments that must be non-negative, and the [0, 1) ones.
+_NON_NEGATIVE = ("lr", "weight_decay", "momentum", "eps", "alpha")
+_UNIT_INTERVAL = ("betas", "beta", "dampening")
+
+
+def check_optimizers(cfg: DictConfig) -> None:
+    """Every ``torch.optim`` node under ``model`` has a non-negative ``lr`` (and friends)."""
+    for path, node in _optimizer_nodes(cfg.get("model"), "model"):
+        for key in _NON_NEGATIVE:
+            value = node.get(key)
+            if _is_number(value) and value < 0:
+                raise ConfigError(
+                    f"{path}.{key} must be a number >= 0, got {value} ({node._target_})"
+                )
+        for key in _UNIT_INTERVAL:
+            value = node.get(key)
+            values = list(value) if isinstance(value, ListConfig) else [value]
+            if any(_is_number(item) and not 0 <= item < 1 for item in values):
+                raise ConfigError(
+                    f"{path}.{key} must be in [0, 1), got {_show(value)} ({node._target_})"
+                )
+
+
+def _optimizer_nodes(node: Any, path: str) -> list[tuple[str, DictConfig]]:
+    if not isinstance(node, DictConfig):
+        return []
+    found = []
+    target = str(node.get("_target_", ""))
+    if target.startswith("torch.optim.") and not target.startswith("torch.optim.lr_scheduler"):
+        found.append((path, node))
+    for key in node:
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            found += _optimizer_nodes(child, f"{path}.{key}")
+    return found
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

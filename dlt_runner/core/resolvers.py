@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -22,10 +23,47 @@ def progress_refresh(interactive_rate: int = 10) -> int:
     return int(interactive_rate) if sys.stderr.isatty() else 0
 
 
+#: Folders of the config tree that are not run options: ``claim/`` holds the grids that
+#: ``dlt-claims`` reads (plain YAML, never composed into a run).
+NOT_RUN_GROUPS = ("claim",)
+
+
+def _config_dir() -> Path:
+    from dlt_runner import CONFIG_DIR
+
+    return CONFIG_DIR
+
+
+def group_options(group: str, config_dir: Path | None = None) -> list[str]:
+    """Options of a config group as users type them (``experiment`` → ``imde/pendulum``, ...)."""
+    root = (config_dir or _config_dir()) / group
+    if group in NOT_RUN_GROUPS or not root.is_dir():
+        return []
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+
+
+def run_groups(config_dir: Path | None = None) -> str:
+    """The config groups a run composes, one ``group: option, ...`` line each (``--help``).
+
+    Hydra's own listing shows every folder of the config tree, ``claim/`` included, and
+    Hydra's groups; this one shows what ``dlt-run group=option`` accepts.
+    """
+    root = config_dir or _config_dir()
+    lines = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if folder.name in NOT_RUN_GROUPS or folder.name == "hydra":
+            continue
+        lines.append(f"{folder.name}: {', '.join(group_options(folder.name, root))}")
+    return "\n".join(lines)
+
+
 def register() -> None:
     """``${dlt.unique:}``: this launch's token, used in the run and sweep dir names;
-    ``${dlt.progress_refresh:N}``: see :func:`progress_refresh`."""
+    ``${dlt.progress_refresh:N}``: see :func:`progress_refresh`;
+    ``${dlt.run_groups:}``: see :func:`run_groups`."""
     if not OmegaConf.has_resolver("dlt.unique"):
         OmegaConf.register_new_resolver("dlt.unique", lambda: LAUNCH_TOKEN, use_cache=True)
     if not OmegaConf.has_resolver("dlt.progress_refresh"):
         OmegaConf.register_new_resolver("dlt.progress_refresh", progress_refresh)
+    if not OmegaConf.has_resolver("dlt.run_groups"):
+        OmegaConf.register_new_resolver("dlt.run_groups", lambda: run_groups())
