@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from dlt_runner.core.datamodule import Batch
 from dlt_runner.core.errors import positive_int
-from dlt_runner.core.module import OptimizerFactory, RunnerModule, SchedulerFactory
+from dlt_runner.core.module import OptimizerFactory, RunnerModule
 from dlt_runner.papers.clofnet.equivariance import equivariance_error, random_rotation, reflection
 
 
@@ -40,20 +40,21 @@ class NBodyModule(RunnerModule):
         n_transforms: random transforms per equivariance measurement (the max is reported).
         analysis_systems: test systems the equivariance errors are measured on.
         timing_batch: systems per forward pass in ``forward_ms``.
+        **kwargs: the base module's options (``scheduler``, ``log_every_n_steps``, ...;
+            see ``dlt_runner.core.module.RunnerModule``).
     """
 
     def __init__(
         self,
         net: nn.Module,
         optimizer: OptimizerFactory,
-        scheduler: SchedulerFactory | None = None,
-        log_every_n_steps: int = 50,
         select_on_val: bool = True,
         n_transforms: int = 3,
         analysis_systems: int = 500,
         timing_batch: int = 100,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(net, optimizer, scheduler, log_every_n_steps)
+        super().__init__(net, optimizer, **kwargs)
         self.select_on_val = bool(select_on_val)
         self.n_transforms = positive_int("model.n_transforms", n_transforms)
         self.analysis_systems = positive_int("model.analysis_systems", analysis_systems)

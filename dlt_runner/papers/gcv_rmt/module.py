@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from dlt_runner.core.datamodule import Batch
 from dlt_runner.core.errors import ConfigError, choose
-from dlt_runner.core.module import OptimizerFactory, RunnerModule, SchedulerFactory
+from dlt_runner.core.module import OptimizerFactory, RunnerModule
 from dlt_runner.papers.gcv_rmt.gcv import log_ridge_grid, risk_curves
 from dlt_runner.papers.gcv_rmt.representations import RepresentationSources, build_representations
 from dlt_runner.theory.metrics import accuracy
@@ -49,6 +49,8 @@ class KernelGCVModule(RunnerModule):
         ntk_dtype: ``float64`` or ``float32``, the dtype the eNTK is computed in.
         ntk_block_bytes: memory for one block of per-sample Jacobians in the eNTK.
         decay_fit_ranks: (first, last) eigenvalue ranks of the power-law fit of ``eigen_decay``.
+        **kwargs: the base module's options (``scheduler``, ``log_every_n_steps``, ...;
+            see ``dlt_runner.core.module.RunnerModule``).
     """
 
     def __init__(
@@ -67,10 +69,9 @@ class KernelGCVModule(RunnerModule):
         ntk_dtype: str = "float64",
         ntk_block_bytes: int = 2**27,
         decay_fit_ranks: Sequence[int] = (5, 200),
-        scheduler: SchedulerFactory | None = None,
-        log_every_n_steps: int = 50,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(net, optimizer, scheduler, log_every_n_steps)
+        super().__init__(net, optimizer, **kwargs)
         self.initial_net = copy.deepcopy(net).requires_grad_(False)
         try:
             self.ridges = log_ridge_grid(

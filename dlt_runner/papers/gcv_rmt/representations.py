@@ -18,7 +18,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from dlt_runner.core.errors import ConfigError, choose
+from dlt_runner.core.errors import ConfigError, choose, positive_int
 from dlt_runner.theory.entk import empirical_ntk
 
 
@@ -51,9 +51,7 @@ class RandomReluFeatures:
     """
 
     def __init__(self, width: int = 2000, weight_std: float | None = None, seed: int = 0) -> None:
-        if int(width) < 1:
-            raise ValueError(f"random features need a positive width, got {width}")
-        self.width = int(width)
+        self.width = positive_int("random features width", width)
         self.weight_std = weight_std
         self.seed = int(seed)
 

@@ -9,12 +9,12 @@ import torch
 from torch import Tensor, nn
 
 from dlt_runner.core.datamodule import Batch
-from dlt_runner.core.errors import choose, positive_int
-from dlt_runner.core.module import OptimizerFactory, RunnerModule, SchedulerFactory
+from dlt_runner.core.errors import positive_int
+from dlt_runner.core.module import OptimizerFactory, RunnerModule
 from dlt_runner.papers.imde.analysis import energy_drift, max_abs_error, trajectory_gap
-from dlt_runner.papers.imde.integrators import INTEGRATORS
+from dlt_runner.papers.imde.integrators import get_integrator
 from dlt_runner.papers.imde.modified_equation import imde_field
-from dlt_runner.papers.imde.systems import SYSTEMS
+from dlt_runner.papers.imde.systems import get_system
 
 
 class NeuralODEModule(RunnerModule):
@@ -38,6 +38,8 @@ class NeuralODEModule(RunnerModule):
         trajectory_horizon, trajectory_dt, trajectory_points: the trajectory comparison, from
             the first test points (the IMDE costs milliseconds per evaluation, so keep it
             short); ``trajectory_horizon: 0`` skips it.
+        **kwargs: the base module's options (``scheduler``, ``log_every_n_steps``, ...;
+            see ``dlt_runner.core.module.RunnerModule``).
     """
 
     def __init__(
@@ -48,21 +50,20 @@ class NeuralODEModule(RunnerModule):
         substeps: int = 1,
         step_size: float = 0.1,
         system: str = "pendulum",
-        scheduler: SchedulerFactory | None = None,
-        log_every_n_steps: int = 50,
         energy_x0: tuple[float, ...] = (0.0, 1.0),
         energy_horizon: float = 50.0,
         energy_dt: float = 0.01,
         trajectory_horizon: float = 1.0,
         trajectory_dt: float = 0.025,
         trajectory_points: int = 16,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(net, optimizer, scheduler, log_every_n_steps)
+        super().__init__(net, optimizer, **kwargs)
         self.integrator_name = integrator
-        self.integrator = choose("integrator", integrator, INTEGRATORS)()
+        self.integrator = get_integrator(integrator)
         self.substeps = positive_int("model.substeps", substeps)
         self.step_size = float(step_size)
-        self.system = choose("system", system, SYSTEMS)()
+        self.system = get_system(system)
         self.energy_x0 = tuple(float(v) for v in energy_x0)
         self.energy_horizon = float(energy_horizon)
         self.energy_dt = float(energy_dt)

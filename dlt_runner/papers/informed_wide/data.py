@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from dlt_runner.core.datamodule import Batch, TensorDataModule
-from dlt_runner.core.errors import ConfigError, choose
+from dlt_runner.core.errors import ConfigError, choose, positive_int
 from dlt_runner.data.synthetic import gaussian_inputs
 from dlt_runner.papers.informed_wide.knowledge import (
     INPUT_DIM,
@@ -68,10 +68,7 @@ class InformedRegressionData(TensorDataModule):
         for name, size in sizes.items():
             if int(size) < 0:
                 raise ConfigError(f"data.{name} must be >= 0, got {size}")
-        if int(n_test) < 1:
-            raise ConfigError(
-                f"data.n_test must be >= 1 (the analysis measures the test risk), got {n_test}"
-            )
+        positive_int("data.n_test", n_test)  # the analysis measures the test risk
         if int(n_labelled) + int(n_unlabelled) < 1:
             raise ConfigError("data.n_labelled + data.n_unlabelled must be >= 1 (no train points)")
         if float(label_noise) < 0:

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from dlt_runner.core.datamodule import Batch
-from dlt_runner.core.errors import ConfigError, choose
-from dlt_runner.core.module import OptimizerFactory, RunnerModule, SchedulerFactory
+from dlt_runner.core.errors import ConfigError, choose, positive_int
+from dlt_runner.core.module import OptimizerFactory, RunnerModule
 from dlt_runner.papers.informed_wide.claim import interior_gain
 from dlt_runner.papers.informed_wide.knowledge import (
     KNOWLEDGE_TERMS,
@@ -60,6 +60,8 @@ class InformedWideModule(RunnerModule):
         reference_lambdas: the lambdas of the reference curve.
         reference_learning_rate, reference_steps: the GD the reference mirrors (bind to the
             optimiser's lr and trainer.max_steps); reference_steps null = trained to convergence.
+        **kwargs: the base module's options (``scheduler``, ``log_every_n_steps``, ...;
+            see ``dlt_runner.core.module.RunnerModule``).
     """
 
     def __init__(
@@ -69,14 +71,13 @@ class InformedWideModule(RunnerModule):
         knowledge_weight: float = 0.5,
         label_blend: float = 0.0,
         knowledge: str = "function",
-        scheduler: SchedulerFactory | None = None,
-        log_every_n_steps: int = 100,
         reference_kernel: str = "analytic",
         reference_lambdas: Sequence[float] = DEFAULT_REFERENCE_LAMBDAS,
         reference_learning_rate: float = 0.5,
         reference_steps: int | None = 1500,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(net, optimizer, scheduler, log_every_n_steps)
+        super().__init__(net, optimizer, **kwargs)
         for name, value in (("knowledge_weight", knowledge_weight), ("label_blend", label_blend)):
             if not 0.0 <= float(value) <= 1.0:
                 raise ConfigError(f"model.{name} must be in [0, 1], got {value}")
@@ -98,12 +99,11 @@ class InformedWideModule(RunnerModule):
                 f"model.reference_lambdas must lie in [0, 1], got {reference_lambdas}"
             )
         self.reference_learning_rate = float(reference_learning_rate)
-        if reference_steps is not None and int(reference_steps) < 1:
-            raise ConfigError(
-                f"model.reference_steps must be a positive integer or null (converged), got "
-                f"{reference_steps}"
-            )
-        self.reference_steps = None if reference_steps is None else int(reference_steps)
+        self.reference_steps = (
+            None
+            if reference_steps is None  # null: the converged (infinite-time) reference
+            else positive_int("model.reference_steps", reference_steps)
+        )
         if reference_kernel != "none":
             self._check_reference_net(function_valued)
 

@@ -15,8 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from dlt_runner.core.datamodule import Batch
-from dlt_runner.core.errors import ConfigError
-from dlt_runner.core.module import OptimizerFactory, RunnerModule, SchedulerFactory
+from dlt_runner.core.errors import ConfigError, positive_int
+from dlt_runner.core.module import OptimizerFactory, RunnerModule
 from dlt_runner.papers.ntk_reverse.hermite import (
     HermiteActivation,
     activation_coefficients,
@@ -66,6 +66,8 @@ class KernelMimicModule(RunnerModule):
         baseline_depths: depths of the ReLU and erf kernel-regression baselines (curves).
         centered: train f - f_0 (official) instead of f.
         kernel_seed: seeds the kernel-check net (bind to `${seed}`).
+        **kwargs: the base module's options (``scheduler``, ``log_every_n_steps``, ...;
+            see ``dlt_runner.core.module.RunnerModule``).
     """
 
     def __init__(
@@ -82,15 +84,11 @@ class KernelMimicModule(RunnerModule):
         baseline_depths: Sequence[int] = (1, 2, 4, 8),
         centered: bool = True,
         kernel_seed: int = 0,
-        scheduler: SchedulerFactory | None = None,
-        log_every_n_steps: int = 50,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(net, optimizer, scheduler, log_every_n_steps)
-        if int(kernel_width) < 1 or int(kernel_points) < 2:
-            raise ConfigError(
-                f"model.kernel_width must be >= 1 and model.kernel_points >= 2; got "
-                f"{kernel_width}, {kernel_points}"
-            )
+        super().__init__(net, optimizer, **kwargs)
+        if int(kernel_points) < 2:
+            raise ConfigError(f"model.kernel_points must be >= 2, got {kernel_points}")
         if float(ridge) < 0:
             raise ConfigError(f"model.ridge must be >= 0, got {ridge}")
         self.target = target
@@ -99,7 +97,7 @@ class KernelMimicModule(RunnerModule):
         self.designed_coefficients = activation_coefficients(
             self.fit_result.coefficients, target.kind, signs
         )
-        self.kernel_width = int(kernel_width)
+        self.kernel_width = positive_int("model.kernel_width", kernel_width)
         self.kernel_points = int(kernel_points)
         self.kernel_block_bytes = int(kernel_block_bytes)
         self.ridge = float(ridge)

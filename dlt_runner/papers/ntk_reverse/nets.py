@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
-from dlt_runner.core.errors import ConfigError, choose, unknown_choice
+from dlt_runner.core.errors import ConfigError, choose, positive_int, unknown_choice
 from dlt_runner.nn.mlp import MLP
 from dlt_runner.papers.ntk_reverse.hermite import KERNEL_KINDS
 from dlt_runner.theory.closed_form_kernels import deep_nngp_ntk, erf_dual, relu_dual
@@ -51,12 +51,6 @@ INIT_SCALES: dict[str, Callable[[str, int], Scales]] = {
     "fig2": fig2_scales,
 }
 DUALS = {"relu": relu_dual, "erf": erf_dual}
-
-
-def _check_depth(depth: int) -> int:
-    if int(depth) < 1:
-        raise ConfigError(f"depth (hidden layers) must be >= 1, got {depth}")
-    return int(depth)
 
 
 class ShallowNet(MLP):
@@ -102,7 +96,7 @@ class DeepNet(MLP):
         init: str = "he",
     ) -> None:
         choose("activation", activation, DUALS)
-        depth = _check_depth(depth)
+        depth = positive_int("depth (hidden layers)", depth)
         weight_std, bias_std = choose("init", init, INIT_SCALES)(activation, depth)
         super().__init__(
             [in_features] + [width] * depth + [out_features],
@@ -129,11 +123,11 @@ class DeepKernel:
         if kind not in KERNEL_KINDS:
             raise ConfigError(unknown_choice("kernel kind", kind, KERNEL_KINDS))
         self.activation, self.kind, self.init = activation, kind, init
-        self.depth = _check_depth(depth)
+        self.depth = positive_int("depth (hidden layers)", depth)
 
     def nngp_ntk(self, rho: Tensor, depth: int | None = None) -> tuple[Tensor, Tensor]:
         """(NNGP, NTK) at correlation rho, for `depth` hidden layers (default: self.depth)."""
-        depth = self.depth if depth is None else _check_depth(depth)
+        depth = self.depth if depth is None else positive_int("depth (hidden layers)", depth)
         weight_std, bias_std = self.scales(self.activation, depth)
         return deep_nngp_ntk(
             self.dual, rho, 1.0, 1.0, depth=depth, weight_std=weight_std, bias_std=bias_std

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from dlt_runner.core.datamodule import Batch
 from dlt_runner.core.errors import ConfigError, choose
-from dlt_runner.core.module import OptimizerFactory, RunnerModule, SchedulerFactory
+from dlt_runner.core.module import OptimizerFactory, RunnerModule
 from dlt_runner.nn.mlp import MLP
 from dlt_runner.papers.signal_prop_tka.alignment import (
     KERNELS,
@@ -66,22 +66,23 @@ class SignalPropModule(RunnerModule):
         profile_every_n_epochs: epochs between logged profiles; 0 logs only init and end.
         kernel: `factored` (exact MLP factorisation, fast) or `jacobian` (per-sample Jacobians).
         include_bias: add the biases' tangent features to K_l (brief: weights only).
+        **kwargs: the base module's options (``scheduler``, ``log_every_n_steps``, ...;
+            see ``dlt_runner.core.module.RunnerModule``).
     """
 
     def __init__(
         self,
         net: MLP,
         optimizer: OptimizerFactory,
-        scheduler: SchedulerFactory | None = None,
-        log_every_n_steps: int = 50,
         loss: str = "cross_entropy",
         probe_split: str = "val",
         probe_points: int = 200,
         profile_every_n_epochs: int = 4,
         kernel: str = "factored",
         include_bias: bool = False,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(net, optimizer, scheduler, log_every_n_steps)
+        super().__init__(net, optimizer, **kwargs)
         if not isinstance(net, MLP) or len(net.layers) < 2:
             raise ConfigError(
                 f"model.net must be a dlt_runner.nn.MLP with at least one hidden layer; got {net!r}"

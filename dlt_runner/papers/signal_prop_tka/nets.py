@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from dlt_runner.core.errors import ConfigError
+from dlt_runner.core.errors import positive_int
 from dlt_runner.nn.mlp import MLP
 
 
@@ -29,9 +29,8 @@ class DeepMLP(MLP):
         bias_std: float = 0.0,
         parameterization: str = "standard",
     ) -> None:
-        if int(depth) < 1:
-            raise ConfigError(f"model.net.depth must be >= 1 hidden layer, got {depth}")
-        sizes = [int(input_dim), *[int(width)] * int(depth), int(n_classes)]
+        depth = positive_int("model.net.depth (hidden layers)", depth)
+        sizes = [int(input_dim), *[int(width)] * depth, int(n_classes)]
         super().__init__(
             sizes,
             activation=activation,

@@ -385,7 +385,7 @@ def test_data_label_noise_has_the_configured_variance():
     [
         ({"knowledge": "exact"}, "unknown knowledge 'exact'; choose one of: missing_term, offset"),
         ({"n_labelled": -1}, "data.n_labelled must be >= 0"),
-        ({"n_test": 0}, "data.n_test must be >= 1"),
+        ({"n_test": 0}, "data.n_test must be a positive integer"),
         ({"label_noise": -0.1}, "data.label_noise must be >= 0"),
     ],
 )
@@ -439,7 +439,7 @@ def test_label_only_module_ignores_knowledge():
             {"reference_kernel": "exact"},
             "unknown reference kernel 'exact'; choose one of: analytic, empirical, none",
         ),
-        ({"reference_steps": -1}, "model.reference_steps must be a positive integer or null"),
+        ({"reference_steps": -1}, "model.reference_steps must be a positive integer"),
     ],
 )
 def test_module_rejects_bad_configs(kwargs, message):
