@@ -42,7 +42,8 @@ class TensorCompletionModule(RunnerModule):
 
     Args:
         net: a CP factorisation (``nets.CPFactorization`` or ``nets.DeepCPFactorization``).
-        matched_loss: training-MSE threshold of the matched-loss comparison.
+        matched_loss: training-MSE threshold of the matched-loss comparison; ``None`` turns the
+            per-step tracking off (the curves stay).
         curve_every: record the curves every this many optimiser steps.
         component_threshold: a component counts as "large" above this fraction of the largest.
         stop_loss: stop training once every initialisation's training MSE is below this (checked
@@ -54,7 +55,7 @@ class TensorCompletionModule(RunnerModule):
     def __init__(
         self,
         net: CPBase,
-        matched_loss: float = 3e-4,
+        matched_loss: float | None = 3e-4,
         curve_every: int = 100,
         component_threshold: float = 0.05,
         stop_loss: float | None = None,
@@ -66,9 +67,9 @@ class TensorCompletionModule(RunnerModule):
                 f"model.net must be a CP factorisation from papers/tensor_factorization/nets.py, "
                 f"got {type(net).__name__}"
             )
-        if not matched_loss > 0:
-            raise ConfigError(f"model.matched_loss must be positive, got {matched_loss}")
-        self.matched_loss = float(matched_loss)
+        if matched_loss is not None and not matched_loss > 0:
+            raise ConfigError(f"model.matched_loss must be positive or null, got {matched_loss}")
+        self.matched_loss = None if matched_loss is None else float(matched_loss)
         self.curve_every = positive_int("model.curve_every", curve_every)
         self.component_threshold = float(component_threshold)
         self.stop_loss = None if stop_loss is None else float(stop_loss)
@@ -94,17 +95,20 @@ class TensorCompletionModule(RunnerModule):
     @torch.no_grad()
     def _follow(self, factors: list[Tensor], train_mse: Tensor) -> None:
         """Matched-loss test error (first crossing) and the curves, at the current parameters."""
-        if self._test is None:
-            return
         step = self.global_step
+        matched = self.matched_loss is not None
+        record = step % self.curve_every == 0
+        if self._test is None or not (matched or record):
+            return
         factors = [f.detach() for f in factors]
         test_error = relative_error(
             self.net.entries(self._test["index"], factors), self._test["target"]
         )
-        crossed = (train_mse < self.matched_loss) & (self.matched_step < 0)
-        self.matched_test_error.copy_(torch.where(crossed, test_error, self.matched_test_error))
-        self.matched_step.copy_(torch.where(crossed, step, self.matched_step))
-        if step % self.curve_every == 0:
+        if matched:
+            crossed = (train_mse < self.matched_loss) & (self.matched_step < 0)
+            self.matched_test_error.copy_(torch.where(crossed, test_error, self.matched_test_error))
+            self.matched_step.copy_(torch.where(crossed, step, self.matched_step))
+        if record:
             self._record(step, factors, train_mse, test_error)
             if self.stop_loss is not None and bool((train_mse < self.stop_loss).all()):
                 self.trainer.should_stop = True
