@@ -78,6 +78,7 @@ import torch
 from torch import Tensor, nn
 
 from dlt_runner.core.datamodule import Batch
+from dlt_runner.core.errors import ConfigError
 from dlt_runner.core.optim_steps import Round, StepOptions, direct_steps_allowed, mix_seed
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -129,6 +130,13 @@ class RunnerModule(pl.LightningModule):
         if isinstance(optimizer, Mapping):
             self.optimizer_names = tuple(optimizer)
             self.round = Round.build(self.optimizer_names, steps_per_round, simultaneous_steps)
+            if scheduler is not None and (
+                not isinstance(scheduler, Mapping) or not set(scheduler) <= set(optimizer)
+            ):
+                raise ConfigError(
+                    "with several optimisers, model.scheduler maps optimiser names "
+                    f"({', '.join(self.optimizer_names)}) to schedulers"
+                )
         else:
             self.round = Round(stages=(("",),))
         self.last_train_loss: Tensor | None = None
@@ -176,7 +184,8 @@ class RunnerModule(pl.LightningModule):
 
         Seeded by the run seed (``PL_GLOBAL_SEED``, set by ``pl.seed_everything``), the round
         (``global_step``), the minibatch's place in the round and ``stream`` (distinct streams
-        are independent), so a resumed run draws what the uninterrupted run drew.
+        are independent), so a resumed run draws what the uninterrupted run drew. During
+        evaluation it depends on the step alone: pass ``stream=batch_idx`` to vary it by batch.
         """
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
         stage, micro = self._position
@@ -201,9 +210,6 @@ class RunnerModule(pl.LightningModule):
             for name in self.optimizer_names
         ]
         factories = self.scheduler_factory or {}
-        unknown = sorted(set(factories) - set(self.optimizer_names))
-        if unknown:
-            raise ValueError(f"schedulers for unknown optimisers: {', '.join(unknown)}")
         schedulers = [
             {"scheduler": factories[name](optimizer), "interval": "step"}
             for name, optimizer in zip(self.optimizer_names, optimizers, strict=True)
@@ -308,8 +314,10 @@ class RunnerModule(pl.LightningModule):
                     scheduler.step()
                 if 0 <= max_steps <= self.global_step:
                     break
-        if losses:
-            self.last_train_loss = torch.stack(list(losses.values()))
+        if losses:  # several players: any non-finite loss stops the run (DivergenceGuard)
+            self.last_train_loss = losses.get("")
+            if self.last_train_loss is None:
+                self.last_train_loss = torch.stack(list(losses.values()))
         if self._log_now(self.global_step - start):
             self._log_train(losses, optimizers, extras)
 

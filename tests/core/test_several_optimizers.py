@@ -212,3 +212,5 @@ def test_round_configuration_errors_name_the_keys():
             steps_per_round={"x": 2},
             simultaneous_steps=True,
         )
+    with pytest.raises(ConfigError, match="model.scheduler maps optimiser names"):
+        RunnerModule(nn.Linear(1, 1), {"x": None}, scheduler={"z": None})
