@@ -58,9 +58,14 @@ class OptimiserStepAxis(pl.Callback):
     module logs reaches the loggers.
     """
 
-    @staticmethod
-    def _align(trainer: pl.Trainer) -> None:
-        trainer.fit_loop.epoch_loop._batches_that_stepped = trainer.global_step
+    def __init__(self, fixed_step: int | None = None) -> None:
+        #: A trainer that only tests weights trained elsewhere (e.g. after a ``ddp_spawn`` fit)
+        #: starts at step 0: it logs at ``fixed_step``, the step the weights were trained to.
+        self.fixed_step = fixed_step
+
+    def _align(self, trainer: pl.Trainer) -> None:
+        step = trainer.global_step if self.fixed_step is None else self.fixed_step
+        trainer.fit_loop.epoch_loop._batches_that_stepped = step
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._align(trainer)
@@ -129,11 +134,12 @@ def wandb_identity(
 ) -> dict[str, str]:
     """Group, job type and name of a job's W&B run.
 
-    ``swept`` is ``None`` for a single run: then every override (except Hydra's own) names
-    it. The job type is the name without the seed, so runs that differ only by seed share it.
+    ``swept`` is ``None`` for a single run (or a sweep that varies nothing): then every
+    override (except Hydra's own) names it. The job type is the name without the seed, so runs
+    that differ only by seed share it.
     """
     chosen = [item for item in overrides if not override_key(item).startswith("hydra")]
-    if swept is not None:
+    if swept:
         chosen = [item for item in chosen if override_key(item) in swept]
     setting = [item for item in chosen if override_key(item) != "seed"]
     return {

@@ -42,6 +42,7 @@ def test_identity_names_the_swept_keys_and_drops_the_seed_from_the_job_type():
     assert seeds_only["job_type"] == "t" and seeds_only["name"] == "seed=1"
     single = wandb_identity(task_name="t", group="g", overrides=JOB, swept=None)
     assert single["name"] == ",".join(JOB)
+    assert wandb_identity(task_name="t", group="g", overrides=JOB, swept=set()) == single
     long = wandb_identity(
         task_name="t", group="g", overrides=[f"model.k{i}={'x' * 20}" for i in range(9)], swept=None
     )
