@@ -1,21 +1,18 @@
-"""Dense helpers for fully connected graphs over batches of systems.
+"""Fully connected graphs over batches of systems, in a compact edge layout.
 
-A batch of B systems of N nodes is a tensor ``(B, N, *F)``; a quantity on the directed
-edges (i, j) comes in one of two layouts:
+A batch of B systems of N nodes is a tensor ``(B, N, *F)``; a quantity on the directed edges
+(i, j), j != i, is a tensor ``(B, N, N - 1, *F)`` whose row i lists the edges (i, j) in
+increasing j (made by :func:`neighbour_values` or :func:`compact_pairwise_differences`,
+aggregated by :func:`neighbour_sum` / :func:`neighbour_mean`, plain reductions over dim 2).
 
-- **dense**  ``(B, N, N, *F)``: entry ``[b, i, j]`` is edge (i, j), the diagonal (self loops)
-  included; aggregate with :func:`masked_neighbour_sum` / :func:`masked_neighbour_mean`.
-- **compact** ``(B, N, N - 1, *F)``: row i lists the edges (i, j) for j != i in increasing j;
-  made by :func:`drop_diagonal` or :func:`neighbour_values`; aggregate with :func:`neighbour_sum`
-  / :func:`neighbour_mean` (plain reductions over dim 2).
-
-Both replace the gathers ``h[row], h[col]`` and the scatter ``index_add_`` over a flat edge
+This replaces the gathers ``h[row], h[col]`` and the scatter ``index_add_`` over a flat edge
 list of the usual GNN codes: aggregation becomes a plain reduction, and node values reach the
-edges by broadcasting (i) or one ``index_select`` per tensor (j). The compact layout skips the
-N self-loop rows (20% of the rows at N = 5), so message MLPs run on exactly N (N - 1) rows per
-system; measured on one CPU thread (B = 100, N = 5, 64 features, forward + backward), the
-compact gather costs 0.10 ms and the dense broadcast 0.09 ms, while the dense layout's 25%
-extra rows cost 25% more in the edge MLPs, which dominate a training step.
+edges by broadcasting (i) or one ``index_select`` per tensor (j). Compared with a dense
+``(B, N, N, *F)`` layout it skips the N self-loop rows (20% of the rows at N = 5), so message
+MLPs run on exactly N (N - 1) rows per system; measured on one CPU thread (B = 100, N = 5,
+64 features, forward + backward), the compact gather costs 0.10 ms and the dense broadcast
+0.09 ms, while the dense layout's 25% extra rows cost 25% more in the edge MLPs, which
+dominate a training step.
 
 :class:`PairLinear` is the first layer of a message MLP phi([h_i, h_j, e_ij]) evaluated without
 materialising the concatenation: the node parts are projected once per node, not once per edge.
@@ -30,54 +27,11 @@ from torch import Tensor, nn
 from torch.nn import functional
 
 
-def pairwise_differences(x: Tensor) -> Tensor:
-    """``(B, N, D) -> (B, N, N, D)`` with entry ``[b, i, j] = x[b, i] - x[b, j]`` (dense layout)."""
-    return x.unsqueeze(2) - x.unsqueeze(1)
-
-
-def pairwise_products(q: Tensor) -> Tensor:
-    """``(B, N, F) -> (B, N, N, F)`` with entry ``[b, i, j] = q[b, i] * q[b, j]`` (dense layout)."""
-    return q.unsqueeze(2) * q.unsqueeze(1)
-
-
 def off_diagonal_mask(
     n_nodes: int, device: torch.device | None = None, dtype: torch.dtype = torch.bool
 ) -> Tensor:
     """``(N, N)`` mask that is 1 (True) on the edges i != j and 0 on the self loops."""
     return (~torch.eye(n_nodes, dtype=torch.bool, device=device)).to(dtype)
-
-
-def masked_neighbour_sum(edge_values: Tensor) -> Tensor:
-    """Sum over the neighbours j != i of a dense edge tensor: ``(B, N, N, F) -> (B, N, F)``.
-
-    The self loops are subtracted rather than masked (one reduction and one strided read), so
-    they must be finite; the result equals the masked sum up to round-off.
-    """
-    diagonal = torch.diagonal(edge_values, dim1=1, dim2=2)  # (B, F, N)
-    return edge_values.sum(dim=2) - diagonal.movedim(-1, 1)
-
-
-def masked_neighbour_mean(edge_values: Tensor) -> Tensor:
-    """Mean over the neighbours j != i of a dense edge tensor: ``(B, N, N, F) -> (B, N, F)``.
-
-    A lone node (N = 1) has no neighbours and gets 0, as a segment mean with count clamped to 1.
-    """
-    n_nodes = edge_values.shape[1]
-    return masked_neighbour_sum(edge_values) / max(n_nodes - 1, 1)
-
-
-def drop_diagonal(edge_values: Tensor) -> Tensor:
-    """Dense ``(B, N, N, *F)`` -> compact ``(B, N, N - 1, *F)``, without any gather.
-
-    Flattening (i, j) to k = i N + j, the self loops sit at k = i (N + 1); after dropping k = 0
-    the remaining N^2 - 1 entries reshape to ``(N - 1, N + 1)`` with every self loop in the last
-    column, so slicing that column away leaves the off-diagonal entries in row-major order.
-    """
-    batch, n_nodes = edge_values.shape[:2]
-    features = edge_values.shape[3:]
-    flat = edge_values.reshape(batch, n_nodes * n_nodes, *features)[:, 1:]
-    rows = flat.reshape(batch, n_nodes - 1, n_nodes + 1, *features)[:, :, :n_nodes]
-    return rows.reshape(batch, n_nodes, n_nodes - 1, *features)
 
 
 @functools.lru_cache(maxsize=64)
@@ -95,8 +49,9 @@ def neighbour_values(node_values: Tensor) -> Tensor:
     """``(B, N, *F) -> (B, N, N - 1, *F)``: entry ``[b, i, k]`` is ``node_values[b, j]`` for the
     k-th neighbour j != i of node i (compact layout).
 
-    ``index_select`` rather than :func:`drop_diagonal` of a broadcast: its backward scatters
-    into a ``(B, N, *F)`` buffer instead of zero-filling a ``(B, N, N, *F)`` one (2x faster).
+    ``index_select`` rather than dropping the diagonal of a dense broadcast: its backward
+    scatters into a ``(B, N, *F)`` buffer instead of zero-filling a ``(B, N, N, *F)`` one (2x
+    faster).
     """
     batch, n_nodes = node_values.shape[:2]
     index = neighbour_indices(n_nodes, node_values.device)

@@ -15,7 +15,6 @@ from torch import Tensor
 
 from dlt_runner.core.datamodule import Batch, TensorDataModule
 from dlt_runner.core.errors import ConfigError, choose, positive_int
-from dlt_runner.data.synthetic import gaussian_inputs
 from dlt_runner.papers.informed_wide.knowledge import (
     INPUT_DIM,
     KNOWLEDGE_ERRORS,
@@ -100,7 +99,9 @@ class InformedRegressionData(TensorDataModule):
     def _points(
         self, n: int, labelled: Tensor, informed: Tensor, generator: torch.Generator
     ) -> Batch:
-        x = gaussian_inputs(n, INPUT_DIM, generator, std=math.sqrt(4.0 / INPUT_DIM))
+        x = math.sqrt(4.0 / INPUT_DIM) * torch.randn(
+            n, INPUT_DIM, generator=generator, dtype=torch.float64
+        )
         target = truth(x)
         noise = self.label_noise * torch.randn(n, generator=generator, dtype=x.dtype)
         return {
