@@ -191,7 +191,7 @@ class MLP(nn.Module):
         """Outputs of every linear layer, before the activation; the last one is f(x).
 
         Their per-unit second moments are the forward variances q_l of signal
-        propagation (paper 07 §2).
+        propagation (Lou et al. 2022).
         """
         outputs = []
         h = x

@@ -1,4 +1,4 @@
-"""The ClofNet claim at CPU scale (brief §6), judged on the runs of ``conf/claim/clofnet.yaml``.
+"""The ClofNet claim at CPU scale, judged on the runs of ``conf/claim/clofnet.yaml``.
 
 1. Both networks are SE(3)-equivariant: the relative error under a random proper rotation and
    translation is below 1e-5 (float32 round-off is ~1e-7) for ClofNet and for EGNN.

@@ -1,4 +1,4 @@
-"""The Newtonian many-body data (paper §7.1; brief §3): simulated once, cached by its parameters.
+"""The Newtonian many-body data (paper §7.1): simulated once, cached by its parameters.
 
 Each split is its own batch of trajectories from :func:`~dlt_runner.papers.clofnet.simulator.
 simulate`, seeded by ``(simulation_seed, split name)``: the splits are disjoint draws, and a split

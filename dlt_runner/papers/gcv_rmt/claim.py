@@ -1,4 +1,4 @@
-"""The GCV claim at CPU scale (brief §6, issue 3), judged on the runs of conf/claim/gcv_rmt.yaml.
+"""The GCV claim at CPU scale, judged on the runs of conf/claim/gcv_rmt.yaml.
 
 1. For every representation, the median over the ridge grid of |GCV - test| / test < 0.10.
    GCV and the test risk are both estimates of the same expected risk; a single 597-point test

@@ -1,4 +1,4 @@
-"""GCV and the measured risks of kernel ridge regression over a ridge grid (brief §2, §5).
+"""GCV and the measured risks of kernel ridge regression over a ridge grid.
 
 Every curve comes from ONE eigendecomposition of the training kernel
 (:class:`dlt_runner.theory.kernel_ridge.SpectralKernelRidge`), with the paper's scale convention
@@ -21,7 +21,7 @@ from dlt_runner.theory.metrics import accuracy, relative_error
 
 
 def log_ridge_grid(log10_min: float, log10_max: float, count: int) -> Tensor:
-    """lambda = logspace(log10_min, log10_max, count) in float64 (brief §3: -6, 0, 13)."""
+    """lambda = logspace(log10_min, log10_max, count) in float64 (default grid: -6, 0, 13)."""
     if count < 1 or not log10_min <= log10_max:
         raise ValueError(
             f"need count >= 1 and log10_min <= log10_max; got {count}, {log10_min}, {log10_max}"
@@ -33,7 +33,7 @@ def normalize_trace(K_train: Tensor, K_test_train: Tensor) -> tuple[Tensor, Tens
     """Both kernels divided by tr(K_train)/n, so that the training kernel has unit mean eigenvalue.
 
     KRR predictions depend on K and lambda only through K / lambda; dividing by the mean
-    eigenvalue makes the grid of lambda comparable across representations (brief §2).
+    eigenvalue makes the grid of lambda comparable across representations.
     """
     scale = torch.diagonal(K_train).mean()
     if not scale > 0:
@@ -58,7 +58,7 @@ def train_risk(krr: SpectralKernelRidge, ridges: Tensor) -> Tensor:
 
 
 def gcv(krr: SpectralKernelRidge, ridges: Tensor) -> Tensor:
-    """GCV(lambda) = (1/n) ||(I - S) Y||_F^2 / (1 - tr(S)/n)^2 (Craven & Wahba 1978; brief §2).
+    """GCV(lambda) = (1/n) ||(I - S) Y||_F^2 / (1 - tr(S)/n)^2 (Craven & Wahba 1978).
 
     S(lambda) = K (K + n lambda I)^{-1} is the smoother (the hat matrix) of KRR. GCV is the
     leave-one-out error r_i / (1 - S_ii) with every leverage S_ii replaced by its mean tr(S)/n,
@@ -123,7 +123,7 @@ class RiskCurves:
         }
 
     def summary(self, decay_ranks: Sequence[int] = (5, 200)) -> dict[str, float]:
-        """Per-representation scalars (brief §5).
+        """Per-representation scalars.
 
         - median_rel_err, max_rel_err: of |GCV - test| / test over the grid (the median of an
           even-sized grid is the mean of the middle two);

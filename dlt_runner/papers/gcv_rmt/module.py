@@ -1,4 +1,4 @@
-"""Pre-train a classifier, then test GCV's prediction of KRR risk on its kernels (brief §2-§6)."""
+"""Pre-train a classifier, then test GCV's prediction of KRR risk on its kernels."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class KernelGCVModule(RunnerModule):
     """``fit`` pre-trains ``net``; ``analysis`` runs KRR on every representation's kernel.
 
     - fit: cross-entropy on the ``train`` split, the pre-training set, disjoint from the KRR
-      sets (brief §3: 300 digits, 300 full-batch Adam steps at lr 1e-3).
+      sets (CPU scale: 300 digits, 300 full-batch Adam steps at lr 1e-3).
     - test: the pre-trained classifier's own ``test/loss`` and ``test/acc``.
     - analysis: for each representation, its kernel on (``krr_train_split``, ``krr_test_split``),
       normalised to tr(K)/n = 1 and eigendecomposed once; for every ridge of the grid the GCV

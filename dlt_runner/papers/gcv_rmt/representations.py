@@ -1,4 +1,4 @@
-"""The representations KRR regresses on, each a kernel of the inputs (brief §2), picked by name.
+"""The representations KRR regresses on, each a kernel of the inputs, picked by name.
 
 Paper: empirical NTKs of ImageNet-pretrained and randomly initialised ResNets, and the kernels
 of their representations, on CIFAR. CPU scale: the same list on an MLP, plus two baselines
@@ -45,7 +45,7 @@ class RawLinear:
 class RandomReluFeatures:
     """Phi(x) = relu(x W) / sqrt(width) with W ~ N(0, weight_std^2), a fixed random draw.
 
-    Brief §2: width 2,000 and W ~ N(0, 1/64) on the 64 digit pixels; weight_std None means
+    Defaults: width 2,000 and W ~ N(0, 1/64) on the 64 digit pixels; weight_std None means
     1 / sqrt(d), the same scale for any input dimension d. No bias, so the kernel's scale (and
     hence weight_std) drops out after the trace normalisation; only its shape matters.
     """
@@ -73,7 +73,7 @@ class RandomReluFeatures:
 class EmpiricalNTK:
     """Theta(x, x') = <d F(x)/d theta, d F(x')/d theta> with F = sum_c f_c, the logit sum.
 
-    The kernel of the network's scalar output sum over all its parameters (brief §2: "kernel
+    The kernel of the network's scalar output sum over all its parameters (the paper's "kernel
     of the logit sum"). The official code (aw31/empirical-ntks) replaces the classifier with a
     fresh one-output linear head instead; both give one scalar function per network.
     Computed by `dlt_runner.theory.entk.empirical_ntk` in Jacobian blocks of ``block_bytes``.
@@ -104,7 +104,7 @@ class EmpiricalNTK:
 
 
 class PenultimateFeatures:
-    """K = Phi Phi^T with Phi the network's features before its readout layer (brief §2).
+    """K = Phi Phi^T with Phi the network's features before its readout layer.
 
     Uses ``net.features`` (e.g. `dlt_runner.nn.MLP`), or all but the last layer of an
     ``nn.Sequential``.

@@ -1,4 +1,4 @@
-"""The paper's metrics (brief §5): field error, energy drift along a rollout, empirical order."""
+"""The paper's metrics: field error, energy drift along a rollout, empirical order."""
 
 from __future__ import annotations
 
@@ -74,7 +74,8 @@ class EmpiricalOrder(NamedTuple):
 
 
 def empirical_order(step_sizes: Sequence[float], errors: Sequence[float]) -> EmpiricalOrder:
-    """Orders p in error ~ C h^p from matched step sizes and errors (brief §5, sweeps)."""
+    """Orders p in error ~ C h^p from matched step sizes and errors of a sweep over h (paper
+    Fig. 2)."""
     if len(step_sizes) != len(errors) or len(step_sizes) < 2:
         raise ValueError(
             "need at least two step sizes and as many errors, got "

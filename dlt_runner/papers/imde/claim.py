@@ -1,4 +1,4 @@
-"""The IMDE claim at CPU scale (brief §6), judged on the runs of ``conf/claim/imde.yaml``.
+"""The IMDE claim at CPU scale, judged on the runs of ``conf/claim/imde.yaml``.
 
 1. A model trained with Euler converges to the IMDE, not to f: err_imde < 0.2 × err_true.
 2. The symplectic integrator's model conserves energy: drift(implicit midpoint) <

@@ -1,4 +1,4 @@
-"""Flow-map pairs (x0, x1 = phi_T(x0)) of a known system, generated in float64 (brief §3)."""
+"""Flow-map pairs (x0, x1 = phi_T(x0)) of a known system, generated in float64."""
 
 from __future__ import annotations
 

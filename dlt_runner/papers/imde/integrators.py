@@ -1,10 +1,10 @@
-"""One-step integrators Psi_h that train and roll out Neural ODEs (brief §2).
+"""One-step integrators Psi_h that train and roll out Neural ODEs.
 
 They are the pluggable step maps of the one-step integrator loss MSE(Psi_{T/S}^S(x0), x1).
 
 Each integrator is a tiny class in the spirit of torchdiffeq's fixed-grid solvers: it declares its
 `order`, whether it is `symplectic`, one `step(f, y, h)`, and the coefficients of its **inverse
-modified differential equation** (IMDE, the paper's central object; brief §1-§2)
+modified differential equation** (IMDE, the paper's central object)
 
     f_h = f + sum_k h^k sum_tau c_tau F_tau(f),
 
@@ -54,7 +54,7 @@ class Integrator:
     def training_prediction(
         self, f: VectorField, x0: Tensor, x1: Tensor, h: float, substeps: int = 1
     ) -> Tensor:
-        """x1_hat whose squared distance to x1 is the training loss (brief §2).
+        """x1_hat whose squared distance to x1 is the training loss.
 
         Explicit integrators ignore the data x1 and simply roll out `substeps` steps of size h.
         """
@@ -151,7 +151,7 @@ class ImplicitMidpoint(Integrator):
     def residual_step(f: VectorField, x0: Tensor, x1: Tensor, h: float) -> Tensor:
         """x0 + h f((x0 + x1)/2): the implicit equation's right-hand side at a given x1.
 
-        With x1 the data this is the training prediction without a nonlinear solve (brief §2):
+        With x1 the data this is the training prediction without a nonlinear solve:
         it equals x1 exactly when x1 is the implicit-midpoint step of f from x0.
         """
         return x0 + h * f(0.5 * (x0 + x1))

@@ -1,7 +1,7 @@
 """The inverse modified differential equation (IMDE) of an integrator, for any vector field.
 
 Training a Neural ODE with a one-step integrator Psi_h on exact flow data drives the network to
-the IMDE f_h, defined by Psi_h[f_h] = phi_h[f] as a power series in the sub-step h (brief §1-§2).
+the IMDE f_h, defined by Psi_h[f_h] = phi_h[f] as a power series in the sub-step h.
 The integrators declare the series' coefficients on elementary differentials
 (`Integrator.imde_series`); this module evaluates those differentials generically with nested
 forward-mode derivatives (`torch.func.jvp`), so the same code serves the pendulum, the damped

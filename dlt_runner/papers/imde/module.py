@@ -1,4 +1,4 @@
-"""Neural ODE trained on flow data through a fixed-step integrator (paper §2; brief §2, §5)."""
+"""Neural ODE trained on flow data through a fixed-step integrator (paper §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The data-generating ODEs of the paper's experiments (brief §3) and exact-flow training pairs.
+"""The data-generating ODEs of the paper's experiments and exact-flow training pairs.
 
 Each system is a small class with its dimension, its batched vector field (float32 or float64,
 any device), the box its training points are drawn from, and a reference initial state used for
@@ -123,7 +123,7 @@ def flow_pairs(
 ) -> tuple[Tensor, Tensor]:
     """Training pairs (x0, x1 = phi_T(x0)) in float64, x0 uniform on the system's domain.
 
-    The exact flow is approximated by `substeps` RK4 steps of size T/substeps (brief §3). With the
+    The exact flow is approximated by `substeps` RK4 steps of size T/substeps. With the
     default 50 the error is ~1e-11 for the pendulum at T = 0.1 (1e-10 damped cubic at T = 0.02,
     2e-9 Lorenz at T = 0.04), far below any learning error.
     """

@@ -1,4 +1,4 @@
-"""The informed-learning claim at CPU scale (issue 3; brief §6): ``conf/claim/informed_wide.yaml``.
+"""The informed-learning claim at CPU scale: ``conf/claim/informed_wide.yaml``.
 
 With imperfect labels and imperfect knowledge the test risk is U-shaped in lambda:
 
@@ -27,7 +27,7 @@ REFERENCE_LAMBDAS = "analysis/ntk_lambdas"
 
 
 def interior_gain(lambdas: Sequence[float], risks: Sequence[float]) -> float | None:
-    """min_{0 < lambda < 1} risk / min(risk(0), risk(1)) (brief §5); None without those points."""
+    """min_{0 < lambda < 1} risk / min(risk(0), risk(1)); None without those points."""
     by_lambda = dict(zip((float(v) for v in lambdas), risks, strict=True))
     interior = [risk for lam, risk in by_lambda.items() if 0.0 < lam < 1.0]
     if 0.0 not in by_lambda or 1.0 not in by_lambda or not interior:

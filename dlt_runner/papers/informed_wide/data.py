@@ -1,8 +1,8 @@
-"""Synthetic labels plus knowledge (brief §3), with the paper's two imperfectness knobs.
+"""Synthetic labels plus knowledge, with the paper's two imperfectness knobs.
 
 x ~ N(0, (4/d) I), d = 5; truth f* and knowledge g from ``knowledge.py``. Noisy labels
 y = f*(x) + N(0, label_noise^2) on ``n_labelled`` points; knowledge labels g on those points
-and on ``n_unlabelled`` extra ones (brief §3: knowledge on the labelled points is what lets it
+and on ``n_unlabelled`` extra ones (knowledge on the labelled points is what lets it
 regularise label noise; ``knowledge_on_labelled: false`` gives the disjoint variant).
 """
 
@@ -35,7 +35,7 @@ class InformedRegressionData(TensorDataModule):
     end-of-run analysis only; the loss never reads it).
 
     Args:
-        n_labelled: labelled points (brief: 60; sweep 10-300).
+        n_labelled: labelled points (CPU scale: 60-100; the paper-scale sweep 10-300).
         n_unlabelled: extra knowledge points without labels.
         n_val, n_test: evaluation points.
         label_noise: sigma of the Gaussian label noise (label imperfectness).

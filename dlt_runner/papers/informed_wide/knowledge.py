@@ -1,6 +1,6 @@
-"""The informed objective (brief §2), the knowledge it can use, and the synthetic task (brief §3).
+"""The informed objective, the knowledge it can use, and the synthetic task.
 
-Informed loss (brief §2; paper §3), over labelled points i and knowledge points j:
+Informed loss (paper §3), over labelled points i and knowledge points j:
 
     L = (1 - lambda) mean_i (f(x_i) - y_i)^2 + lambda mean_j r_j(f)^2,
 
@@ -10,13 +10,14 @@ with r the knowledge residual. Knowledge is pluggable (``KNOWLEDGE_TERMS``):
 - ``single_index``: a penalty R(f, x) that needs no labels at all, here the (imperfect)
   invariance "f depends on x only through w1·x": R = |(I - u u^T) grad_x f(x)|, u = w1 / |w1|.
 
-ASSUMPTION (brief §1 open items): the paper's generalised objective could not be read; we
+ASSUMPTION (reconstruction): the paper's generalised objective could not be read; we
 follow the abstract and also allow knowledge on the labelled points' labels,
 y~_i = (1 - beta) y_i + beta g(x_i) (``blend_labels``), with beta a second knob.
 
-The synthetic task of brief §3 (d = 5): truth f*(x) = sin(w1·x) + 0.5 cos(1.5 w2·x), and
-knowledge g = f* + s e(x) with a named error e (``KNOWLEDGE_ERRORS``) and error scale s; the
-brief's g = sin(w1·x) is ``missing_term`` at s = 1, with E(g - f*)^2 ≈ 0.125 s^2.
+The synthetic task (reconstruction; the paper's datasets are not given), d = 5: truth
+f*(x) = sin(w1·x) + 0.5 cos(1.5 w2·x), and knowledge g = f* + s e(x) with a named error e
+(``KNOWLEDGE_ERRORS``) and error scale s; the default knowledge g = sin(w1·x) is
+``missing_term`` at s = 1, with E(g - f*)^2 ≈ 0.125 s^2.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ SECOND_DIRECTION = (0.0, 0.5, 0.0, 1.0, -1.0)  # w2
 OFFSET = 0.35  # constant knowledge error: E e^2 = 0.1225, about the missing term's 0.125
 
 # --------------------------------------------------------------------------------------------
-# The synthetic task (brief §3)
+# The synthetic task
 # --------------------------------------------------------------------------------------------
 
 
@@ -45,17 +46,17 @@ def _project(x: Tensor, direction: tuple[float, ...]) -> Tensor:
 
 
 def first_term(x: Tensor) -> Tensor:
-    """sin(w1·x): the part of the truth the brief's knowledge knows."""
+    """sin(w1·x): the part of the truth the default knowledge knows."""
     return torch.sin(_project(x, FIRST_DIRECTION))
 
 
 def second_term(x: Tensor) -> Tensor:
-    """0.5 cos(1.5 w2·x): the part the brief's knowledge misses."""
+    """0.5 cos(1.5 w2·x): the part the default knowledge misses."""
     return 0.5 * torch.cos(1.5 * _project(x, SECOND_DIRECTION))
 
 
 def truth(x: Tensor) -> Tensor:
-    """f*(x) = sin(w1·x) + 0.5 cos(1.5 w2·x) for x of shape (n, 5) (brief §3)."""
+    """f*(x) = sin(w1·x) + 0.5 cos(1.5 w2·x) for x of shape (n, 5)."""
     return first_term(x) + second_term(x)
 
 
@@ -69,7 +70,7 @@ def _offset_error(x: Tensor) -> Tensor:
 
 # Knowledge errors e(x): knowledge g = f* + s e. Names are what `data.knowledge` accepts.
 KNOWLEDGE_ERRORS: dict[str, Callable[[Tensor], Tensor]] = {
-    "missing_term": _missing_term_error,  # s = 1: g = sin(w1·x), the brief's knowledge
+    "missing_term": _missing_term_error,  # s = 1: g = sin(w1·x), the default knowledge
     "offset": _offset_error,  # a constant bias, which the labels can correct everywhere
 }
 
@@ -106,7 +107,7 @@ class KnowledgeTerm(Protocol):
 
 
 class FunctionKnowledge:
-    """Knowledge labels g: r_j = f(x_j) - g(x_j), g read from ``batch['knowledge']`` (brief §2)."""
+    """Knowledge labels g: r_j = f(x_j) - g(x_j), g read from ``batch['knowledge']``."""
 
     function_valued = True
 
@@ -156,7 +157,7 @@ def get_knowledge_term(name: str) -> KnowledgeTerm:
 
 @dataclass(frozen=True)
 class InformedLoss:
-    """L = (1 - lambda) label + lambda knowledge, and its two parts (logged per step, brief §5)."""
+    """L = (1 - lambda) label + lambda knowledge, and its two parts (logged per step)."""
 
     total: Tensor
     label: Tensor
@@ -183,13 +184,13 @@ def informed_loss(
     informed: Tensor,
     knowledge_weight: float,
 ) -> InformedLoss:
-    """(1 - lambda) mean_{labelled} (f - y)^2 + lambda mean_{informed} r^2 (brief §2).
+    """(1 - lambda) mean_{labelled} (f - y)^2 + lambda mean_{informed} r^2.
 
     Args:
         label_squared_error: (f(x) - y)^2 at every point, (n,); ignored where not ``labelled``.
         labelled: bool (n,), the points with a label.
         knowledge_squared_residual: r^2 at every point, (n,); ignored where not ``informed``.
-        informed: bool (n,), the knowledge points (brief §3: they include the labelled ones).
+        informed: bool (n,), the knowledge points (they include the labelled ones).
         knowledge_weight: lambda in [0, 1].
     """
     label = masked_mean(label_squared_error, labelled)
@@ -211,7 +212,7 @@ def blended_targets(
     w_k = (1 - lambda) [k labelled] / n_lab + lambda [k informed] / n_inf, and
     t_k = ((1 - lambda) [k labelled] / n_lab y_k + lambda [k informed] / n_inf g_k) / w_k
     (t_k = 0 where w_k = 0). On a labelled knowledge point the target blends y and g: this is
-    how knowledge "regularises" noisy labels (brief §1, §3). Returns (weights, targets).
+    how knowledge "regularises" noisy labels. Returns (weights, targets).
     """
     labelled, informed = labelled.to(labels.dtype), informed.to(labels.dtype)
     label_weight = (1.0 - knowledge_weight) * labelled / labelled.sum().clamp_min(1)

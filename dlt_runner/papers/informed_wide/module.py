@@ -1,4 +1,4 @@
-"""A wide net trained on labels plus knowledge, and its infinite-width reference (brief §2, §5)."""
+"""A wide net trained on labels plus knowledge, and its infinite-width reference."""
 
 from __future__ import annotations
 
@@ -33,13 +33,13 @@ DEFAULT_REFERENCE_LAMBDAS = tuple(i / 10 for i in range(11))
 
 
 class InformedWideModule(RunnerModule):
-    """Minimise (1 - lambda) label MSE + lambda knowledge loss (brief §2) with ``net``.
+    """Minimise (1 - lambda) label MSE + lambda knowledge loss with ``net``.
 
     Per step it logs ``train/loss_label`` and ``train/loss_knowledge``; val/test log ``risk``
     (MSE to the noise-free truth), ``mse`` (to the noisy labels, what a practitioner can
     measure; Optuna's target) and, for knowledge labels, ``knowledge_gap`` (MSE to g).
 
-    ``analysis`` (brief §5): ``test_risk`` of the trained net; the knowledge imperfectness
+    ``analysis``: ``test_risk`` of the trained net; the knowledge imperfectness
     ``knowledge_error`` = E(g - f*)^2 and the ``label_noise_variance``, both measured on the
     data; and the infinite-width reference — the same objective solved in closed form by
     NTK gradient descent (``nets.gradient_descent_predictions``) at ``reference_learning_rate``

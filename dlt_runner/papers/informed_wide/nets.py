@@ -1,11 +1,12 @@
-"""The wide network of brief §2, centred to start at f = 0, and its infinite-width twin.
+"""The wide network of the paper's NTK analysis, centred to start at f = 0, and its
+infinite-width twin.
 
 - ``CentredNet``: f(x) - f_0(x) with f_0 a frozen copy of the net at initialisation, so the
-  initial function is 0 as the NTK analysis assumes (brief §2, §4).
+  initial function is 0 as the NTK analysis assumes.
 - ``infinite_width_ntk``: the analytic NTK of an NTK-parameterised ReLU/erf ``MLP``.
 - ``gradient_descent_predictions``: the network in the infinite-width (linearised) limit,
   trained by full-batch gradient descent on a weighted least-squares loss — in closed form.
-  With ``knowledge.blended_targets`` that loss is the informed loss, so this is the brief's
+  With ``knowledge.blended_targets`` that loss is the informed loss, so this is the paper's
   "same network trained as kernel regression with its NTK" baseline, for any lambda, at the
   same learning rate and step count as the finite net, or converged (``steps=None``).
 """
@@ -24,7 +25,7 @@ from dlt_runner.theory.closed_form_kernels import erf_nngp_ntk, input_covariance
 
 
 class CentredNet(nn.Module):
-    """f(x) = base(x) - base_0(x): the base net minus its frozen initial copy (brief §2).
+    """f(x) = base(x) - base_0(x): the base net minus its frozen initial copy.
 
     Gradients in the parameters are those of ``base``; the copy (``initial``) has
     ``requires_grad=False``, so optimisers and ``empirical_ntk`` skip it. f_0 does not change,

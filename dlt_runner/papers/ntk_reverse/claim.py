@@ -1,4 +1,4 @@
-"""The ntk_reverse claim at CPU scale (brief §6), judged on `conf/claim/ntk_reverse.yaml`'s runs.
+"""The ntk_reverse claim at CPU scale, judged on `conf/claim/ntk_reverse.yaml`'s runs.
 
 1. Realisability: the empirical NTK of a width-8192 one-hidden-layer net with the designed
    Hermite activation matches the designed kernel, ||K_emp - K_design||_F / ||K_design||_F < 0.10.

@@ -1,4 +1,4 @@
-"""Hermite-series activations and the dot-product kernels they induce (brief §1-§2).
+"""Hermite-series activations and the dot-product kernels they induce.
 
 With h_k = He_k / sqrt(k!) the orthonormal probabilists' Hermite polynomials
 (E_{z~N(0,1)}[h_j h_k] = delta_jk) and phi(z) = sum_k a_k h_k(z), two unit-variance Gaussians
@@ -237,7 +237,7 @@ class TargetKernel(Protocol):
 def mimic_activation(
     target: TargetKernel, fit: PolynomialFit, signs: Sequence[float] | None = None
 ) -> HermiteActivation:
-    """The paper's recipe end to end (brief §1, §4): fit target(rho) by a non-negative
+    """The paper's recipe end to end: fit target(rho) by a non-negative
     polynomial, then apply the design rule for `target.kind`, giving the activation of a
     shallow mimic net."""
     result = fit(target)

@@ -1,4 +1,4 @@
-"""Non-negative polynomial fit of a dot-product kernel on rho in [-1, 1] (brief §2).
+"""Non-negative polynomial fit of a dot-product kernel on rho in [-1, 1].
 
 A dot-product kernel K(rho) is realisable by a one-hidden-layer net exactly when its power
 series has non-negative coefficients (`hermite.py`); a deep net's kernel has such a series but

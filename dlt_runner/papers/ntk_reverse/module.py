@@ -34,12 +34,12 @@ SMOKE_KERNEL_WIDTH, SMOKE_KERNEL_POINTS, SMOKE_TRAIN_POINTS = 256, 16, 100
 
 
 def half_squared_error(predictions: Tensor, targets: Tensor) -> Tensor:
-    """0.5 sum_c (f_c - y_c)^2, averaged over samples (brief §4; official fig_2 `mse`)."""
+    """0.5 sum_c (f_c - y_c)^2, averaged over samples (official fig_2 `mse`)."""
     return 0.5 * ((predictions - targets) ** 2).sum(dim=-1).mean()
 
 
 def check_on_sphere(x: Tensor, tolerance: float = 1e-3) -> None:
-    """The kernels here are functions of rho = x.x'/d only when |x|^2 = d (brief §2)."""
+    """The kernels here are functions of rho = x.x'/d only when |x|^2 = d."""
     squared_norms = (x.double().flatten(1) ** 2).mean(dim=1)
     if not torch.allclose(squared_norms, torch.ones_like(squared_norms), atol=tolerance):
         raise ConfigError(

@@ -3,7 +3,7 @@
 All nets use the NTK parameterisation of neural-tangents' `stax.Dense` (as the official
 notebooks do), through `dlt_runner.nn.MLP`:
 
-- `ShallowNet`: f(x) = V phi(W x / sqrt(d)) / sqrt(m), W, V ~ N(0, 1), no biases (brief §2; the
+- `ShallowNet`: f(x) = V phi(W x / sqrt(d)) / sqrt(m), W, V ~ N(0, 1), no biases (the
   weight std 1 / bias std 0 "of the proofs" in the official `get_net_functions`).
 - `DeepNet`: `depth` hidden ReLU or erf layers of width m, scales from `INIT_SCALES`.
 - `DeepKernel`: the m -> infinity NNGP or NTK of a `DeepNet` on the sphere, as a function of
@@ -26,7 +26,7 @@ Scales = tuple[list[float], list[float]]
 
 
 def he_scales(activation: str, depth: int) -> Scales:
-    """sigma_w = [1, sqrt 2, ..., sqrt 2], sigma_b = 0: for ReLU exactly the brief's §2
+    """sigma_w = [1, sqrt 2, ..., sqrt 2], sigma_b = 0: for ReLU exactly the paper's
     arc-cosine recursion Sigma_l = k1(Sigma_{l-1}), Theta_l = Sigma_l + Theta_{l-1} k0(.)
     (`theory.closed_form_kernels.relu_arccos_nngp_ntk`), so Theta(1) = depth + 1."""
     return [1.0] + [math.sqrt(2.0)] * depth, [0.0] * (depth + 1)

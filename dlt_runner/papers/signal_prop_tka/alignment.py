@@ -1,12 +1,12 @@
 """Per-layer tangent-kernel alignment and signal-propagation diagnostics, as pure functions.
 
 1. Tangent kernels of each layer's weights, K_l = J_l J_l^T with J_l = d f / d W_l summed over
-   the logits (brief §1-§2; the paper's §1 defines the NTK as the Gram matrix of the tangent
+   the logits (the paper's §1 defines the NTK as the Gram matrix of the tangent
    features). For an MLP they factor exactly (see `layer_tangent_kernels`), which costs a few
    backward passes instead of n per-sample Jacobians; `jacobian_layer_kernels` is the generic
    per-sample-Jacobian reference (`theory.entk.empirical_ntk`).
 2. Their alignment with the centred labels, A_l = <K_l, Y Y^T>_F / (||K_l||_F ||Y Y^T||_F), and
-   where it peaks along the depth (brief §1, §5).
+   where it peaks along the depth.
 3. Signal propagation (the mechanism of the paper's Equilibrium Hypothesis): the forward
    variances q_l of the pre-activations, measured and from the mean-field length map of
    Poole et al. 2016 / Schoenholz et al. 2017, q_{l+1} = sigma_w^2 E_{z~N(0, q_l)}[phi(z)^2]
@@ -50,7 +50,7 @@ def layer_tangent_kernels(
     backward pass per logit gives every Delta_l^c (samples do not interact in an MLP); the
     readout's is e_c, so its first factor is the constant C. `include_bias` adds the bias
     kernel (bias multiplier)^2 sum_c Delta_l^c Delta_l^c^T. Computed on a `dtype` copy of
-    the net (float64 by default: early-layer kernels of deep nets are tiny, brief §6).
+    the net (float64 by default: early-layer kernels of deep nets are tiny).
     """
     model = copy.deepcopy(net).to(dtype).requires_grad_(True)
     x = x.to(device=next(model.parameters()).device, dtype=dtype).flatten(1)
@@ -103,7 +103,7 @@ KERNELS: dict[str, KernelFunction] = {
 
 
 def centered_labels(targets: Tensor) -> Tensor:
-    """Y minus its column means (brief §6: 'Y is the centred one-hot matrix'), in float64.
+    """Y minus its column means (the paper's Y is the centred one-hot matrix), in float64.
 
     Then Y^T 1 = 0, so Y Y^T is already doubly centred and a constant offset in K (e.g. the
     readout kernel's all-C factor) carries no alignment.
@@ -113,7 +113,7 @@ def centered_labels(targets: Tensor) -> Tensor:
 
 
 def layer_alignments(kernels: Mapping[str, Tensor], labels: Tensor) -> list[float]:
-    """[A_1, ..., A_{L+1}], A_l = <K_l, Y Y^T>_F / (||K_l||_F ||Y Y^T||_F) (brief §1).
+    """[A_1, ..., A_{L+1}], A_l = <K_l, Y Y^T>_F / (||K_l||_F ||Y Y^T||_F).
 
     `labels` is used as given (centre it with `centered_labels` first); NaN-safe: a kernel
     that underflowed to zero has alignment 0 (`theory.alignment.kernel_alignment`).
@@ -123,7 +123,7 @@ def layer_alignments(kernels: Mapping[str, Tensor], labels: Tensor) -> list[floa
 
 @dataclass(frozen=True)
 class AlignmentPeak:
-    """Where A_l peaks along the depth (brief §5). `layer` is 1-based; NaNs never win."""
+    """Where A_l peaks along the depth. `layer` is 1-based; NaNs never win."""
 
     layer: int
     n_layers: int

@@ -1,4 +1,4 @@
-"""The ascent-descent claim at CPU scale (brief §6; issue 3), on the runs of
+"""The ascent-descent claim at CPU scale, on the runs of
 ``conf/claim/signal_prop_tka.yaml``.
 
 At sigma_w = 1.0 (edge of chaos for tanh), the trained per-layer alignment curve, averaged over

@@ -35,7 +35,7 @@ def _mse(logits: Tensor, batch: Batch) -> Tensor:
     return F.mse_loss(logits, batch["y_onehot"].to(logits.dtype))
 
 
-# Brief §4/§6: 10-class cross-entropy shows the ascent-descent; MSE is kept for comparison (with a
+# 10-class cross-entropy shows the ascent-descent; MSE is kept for comparison (with a
 # binary task it gave a monotone rise).
 LOSSES: dict[str, Callable[[Tensor, Batch], Tensor]] = {
     "cross_entropy": _cross_entropy,
@@ -54,18 +54,18 @@ class SignalPropModule(RunnerModule):
     It is taken at initialisation (before the first step), every `profile_every_n_epochs`
     epochs (logged as `align/layer_XX`, `q/layer_XX`, `grad_norm/layer_XX`: one W&B line per
     layer) and at the end (`analysis`: the curves `align_init`/`align_final` against layer
-    index, the peak layer and A_peak - A_first, A_peak - A_last of brief §5, plus the
+    index, the peak layer and A_peak - A_first, A_peak - A_last, plus the
     mean-field q_l and chi_1 of the initialisation).
 
     Args:
         net: an `MLP` (e.g. `nets.DeepMLP`).
         loss: one of `LOSSES`.
-        probe_split: split the alignment is measured on: `val` (held out, brief §6) or `train`
-            (brief §7).
+        probe_split: split the alignment is measured on: `val` (held out, CPU scale) or `train`
+           .
         probe_points: how many of its points (the kernels are probe_points^2).
         profile_every_n_epochs: epochs between logged profiles; 0 logs only init and end.
         kernel: `factored` (exact MLP factorisation, fast) or `jacobian` (per-sample Jacobians).
-        include_bias: add the biases' tangent features to K_l (brief: weights only).
+        include_bias: add the biases' tangent features to K_l (the paper: weights only).
         **kwargs: the base module's options (``scheduler``, ``log_every_n_steps``, ...;
             see ``dlt_runner.core.module.RunnerModule``).
     """

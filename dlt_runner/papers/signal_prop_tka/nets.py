@@ -1,4 +1,4 @@
-"""The paper's deep fully-connected net with depth and width as config keys (brief §2)."""
+"""The paper's deep fully-connected net with depth and width as config keys."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class DeepMLP(MLP):
     `model.net.depth=20`. W_l ~ N(0, sigma_w^2 / fan_in), b_l ~ N(0, sigma_b^2) in every layer,
     readout included (standard parameterisation; `parameterization='ntk'` is also accepted).
     The ordered / edge-of-chaos / chaotic phases of tanh are sigma_w < 1, ~1, > 1 at small
-    sigma_b (brief §2).
+    sigma_b.
     """
 
     def __init__(
