@@ -178,7 +178,7 @@ def test_trace_normalisation_makes_curves_invariant_to_the_kernel_scale():
         torch.testing.assert_close(getattr(scaled, name), getattr(reference, name))
 
 
-def test_log_ridge_grid_is_the_brief_grid_and_rejects_bad_ranges():
+def test_log_ridge_grid_is_the_default_grid_and_rejects_bad_ranges():
     grid = log_ridge_grid(-6, 0, 13)
     assert len(grid) == 13 and float(grid[0]) == pytest.approx(1e-6) and float(grid[-1]) == 1.0
     with pytest.raises(ValueError):

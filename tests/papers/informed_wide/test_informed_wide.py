@@ -69,10 +69,10 @@ def wide_module(width: int = 64, **kwargs) -> InformedWideModule:
     return InformedWideModule(net.to(F64), lambda p: torch.optim.SGD(p, lr=0.5), **kwargs)
 
 
-# --- the synthetic task and knowledge (brief §3) ---------------------------------------------
+# --- the synthetic task and knowledge ------------------------------------------------------------
 
 
-def test_missing_term_knowledge_is_the_briefs_g_and_scale_zero_is_the_truth():
+def test_missing_term_knowledge_is_the_default_g_and_scale_zero_is_the_truth():
     x = inputs(50)
     # f* + (-second term) = first term up to one rounding of (a + b) - b
     assert torch.allclose(knowledge_labels(x, "missing_term", 1.0), first_term(x), atol=1e-15)
@@ -128,7 +128,7 @@ def test_single_index_penalty_is_zero_on_functions_of_w1_and_exact_on_the_truth(
 # --- the informed loss and its weighted least-squares form -----------------------------------
 
 
-def test_informed_loss_is_the_briefs_formula():
+def test_informed_loss_is_the_weighted_sum_of_label_and_knowledge_losses():
     batch = toy_problem()
     f = torch.randn(12, generator=torch.Generator().manual_seed(3), dtype=F64)
     lam = 0.3
