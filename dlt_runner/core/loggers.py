@@ -273,11 +273,15 @@ def _without_paths(value: Any, paths: Sequence[str]) -> Any:
         return {
             k: _without_paths(v, paths)
             for k, v in value.items()
-            if not (isinstance(v, str) and any(v.startswith(p) for p in paths))
+            if not (isinstance(v, str) and any(_under(v, p) for p in paths))
         }
     if isinstance(value, list):
         return [_without_paths(v, paths) for v in value]
     return value
+
+
+def _under(value: str, path: str) -> bool:
+    return value == path or value.startswith(path.rstrip("/") + "/")
 
 
 def log_config(loggers: Sequence[Any], config: dict[str, Any]) -> None:

@@ -112,3 +112,54 @@ def test_markdown_table_marks_failures():
         [Verdict("p", [Check("a < b", "a=1, b=2", True), Check("c", "d", False)])]
     )
     assert "| p | a < b | a=1, b=2 | holds |" in text and "**fails**" in text
+
+
+def _fake_jobs(overrides: list[str], env: dict[str, str]) -> int:
+    """Stands in for ``dlt-run -m``: writes the sweep's job dirs with IMDE-like metrics."""
+    import itertools
+    import json
+
+    sweep_dir = Path(next(o for o in overrides if o.startswith("hydra.sweep.dir=")).split("=")[1])
+    axes = [o.split("=", 1) for o in overrides if "," in o and not o.startswith("hydra")]
+    order = {"euler": 1, "midpoint": 2, "implicit_midpoint": 2}
+    sweep_dir.mkdir(parents=True)
+    (sweep_dir / "multirun.yaml").write_text("{}")
+    for number, values in enumerate(itertools.product(*(v.split(",") for _, v in axes))):
+        chosen = dict(zip([k for k, _ in axes], values, strict=True))
+        job = sweep_dir / str(number)
+        (job / ".hydra").mkdir(parents=True)
+        items = [f"{k}={v}" for k, v in chosen.items()]
+        OmegaConf.save(OmegaConf.create(items), job / ".hydra" / "overrides.yaml")
+        step = float(chosen.get("data.step_size", 0.1))
+        integrator = chosen["model.integrator"]
+        metrics = {
+            "analysis/err_true": step ** order[integrator] * (1 + 0.01 * int(chosen["seed"])),
+            "analysis/err_imde": 0.01 * step,
+            "analysis/energy_drift": 0.1 if integrator == "implicit_midpoint" else 1.0,
+        }
+        write_metrics(job, {"status": "ok", "metrics": metrics})
+        identity = {"group": env["WANDB_RUN_GROUP"], "project": "p", "mode": "offline"}
+        (job / "wandb").mkdir()
+        (job / "wandb" / "identity.json").write_text(json.dumps(identity))
+    return 0
+
+
+def test_claims_write_a_report_per_sweep_with_the_verdict_and_log_it_to_the_sweep_group(
+    tmp_path, monkeypatch
+):
+    from dlt_runner.core.wandb_reader import read_offline_run
+    from dlt_runner.sweeps import claims
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setattr(claims, "_launch", _fake_jobs)
+    assert claims.main(["imde", f"paths.outputs_root={tmp_path}"]) == 0
+    (root,) = (tmp_path / "claims").iterdir()
+    for sweep in ("main", "order"):
+        page = (root / sweep / "report.html").read_text()
+        assert "claim: imde" in page and "Euler learns the IMDE" in page
+        assert page.count('class="holds"') == 4
+        (path,) = (root / sweep).glob("wandb/offline-run-*/run-*.wandb")
+        report = read_offline_run(path)
+        assert report.job_type == "report" and report.group == f"imde-{sweep}-{root.name}"
+        assert report.summary["tables/claim_imde._type"] == "table-file"
+        assert report.summary["tables/jobs._type"] == "table-file"
