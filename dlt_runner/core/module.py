@@ -17,19 +17,31 @@ optimisation, so ``dlt_runner.run`` moves them from the trainer config onto the 
 (``module.step_options``) and builds the Trainer with the neutral values. Code that builds its
 own Trainer sets ``module.step_options = StepOptions(...)`` instead.
 
-**Several optimisers.** Pass ``optimizer`` as a mapping from names to ``_partial_`` optimisers;
-``net`` is then usually an ``nn.ModuleDict`` with the same keys (optimiser ``name`` gets
-``net[name]``'s trainable parameters; override :meth:`trainable_parameters` otherwise), and the
-runner calls ``loss(batch, name)`` for the optimiser about to step. ``steps_per_round`` says how
-many consecutive steps, each on a fresh minibatch, each optimiser makes in one *round*, in the
-mapping's order; ``simultaneous_steps=True`` instead computes every optimiser's gradient at the
-same parameters on one minibatch and then steps them all. **``trainer.global_step`` and
-``trainer.max_steps`` count rounds** (with ``{discriminator: n_critic, generator: 1}``: generator
-steps, the "generator iterations" of WGAN papers), as do ``log_every_n_steps`` and every
-scheduler, which steps once per round so that schedules bound to ``${trainer.max_steps}`` end
-with the run. While one optimiser's loss is computed, the other optimisers' parameters do not
-require gradients (Lightning's ``toggle_optimizer``). Logged: ``train/loss_<name>``,
-``train/lr_<name>``. A diverging loss of any optimiser stops the run. Example::
+**Several optimisers.** Pass ``optimizer`` as a mapping from names to ``_partial_`` optimisers.
+
+- Parameters: ``net`` is then usually an ``nn.ModuleDict`` with the same keys, and optimiser
+  ``name`` gets ``net[name]``'s trainable parameters (override :meth:`trainable_parameters`,
+  called as ``trainable_parameters(name)``, otherwise).
+- Loss: the runner calls ``loss(batch, name)`` for the optimiser about to step. While it is
+  computed and differentiated, the other optimisers' parameters do not require gradients
+  (Lightning's ``toggle_optimizer``), so one player's loss never leaves gradients on another.
+- Order: ``steps_per_round`` (default 1 each) says how many consecutive steps each optimiser
+  makes in one *round*, in the mapping's order, each on a fresh minibatch (consumed even if the
+  loss ignores it); ``{discriminator: 5, generator: 1}`` is D, D, D, D, D, G (WGAN's
+  ``n_critic``). ``simultaneous_steps=True`` instead computes every optimiser's gradient at the
+  same parameters on one minibatch, then steps them all (``steps_per_round`` must be 1 each).
+  With ``accumulate_grad_batches = N`` each of those steps takes N minibatches.
+- Counting: **``trainer.global_step`` and ``trainer.max_steps`` count rounds** (with
+  ``{discriminator: n_critic, generator: 1}``: generator steps, the "generator iterations" of
+  WGAN papers), and so do ``log_every_n_steps`` and the schedulers: ``scheduler`` is a mapping
+  from (some of) the names to partial schedulers, each stepped once per round, so schedules
+  bound to ``${trainer.max_steps}`` end with the run.
+- Logging, divergence, evaluation: ``train/loss_<name>`` and ``train/lr_<name>`` (extras as
+  ``train/<extra>``); a non-finite loss of any optimiser stops the run; the default
+  :meth:`evaluate` logs ``loss_<name>`` for every name. A checkpoint inside a round (or an
+  accumulation group) resumes there.
+
+Example::
 
     class GAN(RunnerModule):
         def __init__(self, generator, discriminator, n_critic: int = 5, **kwargs):
@@ -79,14 +91,20 @@ from torch import Tensor, nn
 
 from dlt_runner.core.datamodule import Batch
 from dlt_runner.core.errors import ConfigError
-from dlt_runner.core.optim_steps import Round, StepOptions, direct_steps_allowed, mix_seed
+from dlt_runner.core.optim_steps import (
+    Round,
+    StepLoop,
+    StepOptions,
+    direct_steps_allowed,
+    mix_seed,
+)
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
 LossResult = Tensor | tuple[Tensor, Mapping[str, Tensor]]
 
 
-class RunnerModule(pl.LightningModule):
+class RunnerModule(StepLoop, pl.LightningModule):
     """Base module: holds ``net``, builds the optimisers from ``_partial_`` configs.
 
     Args:
@@ -254,112 +272,6 @@ class RunnerModule(pl.LightningModule):
             self._position = (position["stage"], position["micro"])
             self._pending_grads = position["grads"]
 
-    # ----------------------------------------------------------------- the loops
-    def _plain_steps(self, chunk: list[Batch]) -> None:
-        """One optimiser, no clipping, no accumulation, nothing hooked: the fast path."""
-        optimizer = self.optimizers()
-        scheduler = self.lr_schedulers()
-        steps = self._steps_left(len(chunk))
-        for batch in chunk[:steps]:
-            optimizer.zero_grad(set_to_none=True)
-            loss, extras = self._split_loss(self.loss(batch))
-            loss.backward()
-            # Lightning's own step accounting (global_step), without its plugin/hook layers.
-            optimizer._on_before_step()
-            optimizer.optimizer.step()
-            optimizer._on_after_step()
-            if scheduler is not None:
-                scheduler.step()
-        self.last_train_loss = loss.detach()
-        if self._log_now(steps):
-            self._log_train({"": loss}, {"": optimizer}, extras)
-
-    def _steps(self, chunk: list[Batch], direct: bool) -> None:
-        """Rounds of named optimisers, with clipping and accumulation (see the module docstring)."""
-        optimizers = self._named(self.optimizers())
-        schedulers = self.lr_schedulers() or []
-        schedulers = schedulers if isinstance(schedulers, list) else [schedulers]
-        if self._pending_grads is not None:
-            for parameter, grad in zip(self.parameters(), self._pending_grads, strict=True):
-                parameter.grad = None if grad is None else grad.to(parameter)
-            self._pending_grads = None
-        accumulate = self.step_options.accumulate_grad_batches
-        epoch_ends = self.trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
-        max_steps = self.trainer.max_steps
-        start = self.global_step
-        losses: dict[str, Tensor] = {}
-        extras: dict[str, Tensor] = {}
-        for index, batch in enumerate(chunk):
-            stage, micro = self._position
-            names = self.round.stages[stage]
-            for name in names:
-                optimizer = optimizers[name]
-                if micro == 0:
-                    optimizer.zero_grad(set_to_none=True)
-                loss, extras = self._backward(batch, name, optimizer, accumulate, direct)
-                losses[name] = loss.detach()
-            micro += 1
-            if micro < accumulate and not (epoch_ends and index == len(chunk) - 1):
-                self._position = (stage, micro)
-                continue
-            round_ends = stage == len(self.round) - 1
-            if round_ends:
-                optimizers[names[-1]]._on_before_step()  # counts the round as one global_step
-            for name in names:
-                self._optimizer_step(optimizers[name], direct)
-            self._position = (0 if round_ends else stage + 1, 0)
-            if round_ends:
-                optimizers[names[-1]]._on_after_step()
-                for scheduler in schedulers:
-                    scheduler.step()
-                if 0 <= max_steps <= self.global_step:
-                    break
-        if losses:  # several players: any non-finite loss stops the run (DivergenceGuard)
-            self.last_train_loss = losses.get("")
-            if self.last_train_loss is None:
-                self.last_train_loss = torch.stack(list(losses.values()))
-        if self._log_now(self.global_step - start):
-            self._log_train(losses, optimizers, extras)
-
-    def _backward(
-        self, batch: Batch, name: str, optimizer: Any, accumulate: int, direct: bool
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        if not name:
-            loss, extras = self._split_loss(self.loss(batch))
-        else:
-            self.toggle_optimizer(optimizer)
-            loss, extras = self._split_loss(self.loss(batch, name))
-        scaled = loss / accumulate if accumulate > 1 else loss
-        if direct:
-            scaled.backward()
-        else:
-            self.manual_backward(scaled)
-        if name:
-            self.untoggle_optimizer(optimizer)
-        return loss, extras
-
-    def _optimizer_step(self, optimizer: Any, direct: bool) -> None:
-        if direct:
-            if self.step_options.clips:
-                self._clip(optimizer.optimizer)
-            optimizer.optimizer.step()
-        else:
-            # Lightning's precision plugin: unscaling, on_before_optimizer_step hooks (which
-            # clip), the step; without LightningOptimizer.step's count, done per round above.
-            from pytorch_lightning.core.optimizer import do_nothing_closure
-
-            self.trainer.strategy.optimizer_step(optimizer.optimizer, do_nothing_closure)
-
-    def _clip(self, optimizer: torch.optim.Optimizer) -> None:
-        from pytorch_lightning.utilities.enums import GradClipAlgorithmType
-
-        options = self.step_options
-        self.trainer.precision_plugin.clip_gradients(
-            optimizer,
-            options.gradient_clip_val,
-            GradClipAlgorithmType(options.gradient_clip_algorithm),
-        )
-
     # ----------------------------------------------------------------- helpers
     def _step_directly(self) -> bool:
         """Whether backward and the optimiser step may bypass Lightning's wrappers.
@@ -376,22 +288,11 @@ class RunnerModule(pl.LightningModule):
             )
         return self._direct_steps
 
-    def _named(self, optimizers: Any) -> dict[str, Any]:
-        if not self.optimizer_names:
-            return {"": optimizers}
-        return dict(zip(self.optimizer_names, optimizers, strict=True))
-
     @staticmethod
     def _split_loss(result: LossResult) -> tuple[Tensor, dict[str, Tensor]]:
         if isinstance(result, tuple):
             return result[0], dict(result[1])
         return result, {}
-
-    def _steps_left(self, chunk_length: int) -> int:
-        max_steps = self.trainer.max_steps if self._trainer is not None else -1
-        if max_steps is None or max_steps < 0:
-            return chunk_length
-        return max(1, min(chunk_length, max_steps - self.global_step))
 
     def _log_now(self, steps: int) -> bool:
         # True when this chunk's steps crossed a multiple of log_every_n_steps (the trainer's own

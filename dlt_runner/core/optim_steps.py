@@ -1,6 +1,6 @@
 """How :class:`~dlt_runner.core.module.RunnerModule` turns minibatches into optimiser steps.
 
-Three pieces, each small enough to test on its own:
+Its pieces:
 
 - :class:`StepOptions`: Lightning's Trainer options that act on the optimiser step
   (``gradient_clip_val``, ``gradient_clip_algorithm``, ``accumulate_grad_batches``). Lightning
@@ -8,7 +8,9 @@ Three pieces, each small enough to test on its own:
   them out in its own loop, with Lightning's documented meaning.
 - :class:`Round`: the order in which named optimisers step. One round is what
   ``trainer.global_step`` counts.
+- :class:`StepLoop`: the module's training loops that walk a round, with the options above.
 - :func:`direct_steps_allowed`: when backward and the step may bypass Lightning's wrappers.
+- :func:`mix_seed`: the seed of :meth:`~dlt_runner.core.module.RunnerModule.step_generator`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+from torch import Tensor
+
+from dlt_runner.core.datamodule import Batch
 from dlt_runner.core.errors import ConfigError, positive_int, unknown_choice
 
 #: Trainer keys the runner carries out itself; the Trainer is built with the neutral values.
@@ -93,8 +99,9 @@ class Round:
     Alternating updates (the default): optimiser ``name`` makes ``steps_per_round[name]``
     consecutive steps, in the declared order, each on a fresh minibatch; e.g.
     ``{"discriminator": 5, "generator": 1}`` gives the stages D, D, D, D, D, G (WGAN's
-    ``n_critic = 5``). Simultaneous updates: one stage in which every optimiser computes its
-    gradient at the same parameters, on the same minibatch, before any of them steps.
+    ``n_critic = 5``, Arjovsky et al. 2017, Algorithm 1). Simultaneous updates: one stage in
+    which every optimiser computes its gradient at the same parameters, on the same minibatch,
+    before any of them steps.
     With gradient accumulation each stage takes ``accumulate_grad_batches`` minibatches.
     """
 
@@ -126,6 +133,132 @@ class Round:
 
     def __len__(self) -> int:
         return len(self.stages)
+
+
+class StepLoop:
+    """The training loops of :class:`~dlt_runner.core.module.RunnerModule` (a mixin).
+
+    ``_plain_steps`` is the fast path (one optimiser, no clipping, no accumulation, nothing
+    hooked); ``_steps`` walks the :class:`Round` with clipping and accumulation. The module
+    provides ``loss``, ``round``, ``step_options``, ``optimizer_names``, the round position
+    (``_position``: stage, minibatch in the accumulation group) and the logging helpers.
+    """
+
+    def _plain_steps(self, chunk: list[Batch]) -> None:
+        """One optimiser, no clipping, no accumulation, nothing hooked: the fast path."""
+        optimizer = self.optimizers()
+        scheduler = self.lr_schedulers()
+        steps = self._steps_left(len(chunk))
+        for batch in chunk[:steps]:
+            optimizer.zero_grad(set_to_none=True)
+            loss, extras = self._split_loss(self.loss(batch))
+            loss.backward()
+            # Lightning's own step accounting (global_step), without its plugin/hook layers.
+            optimizer._on_before_step()
+            optimizer.optimizer.step()
+            optimizer._on_after_step()
+            if scheduler is not None:
+                scheduler.step()
+        self.last_train_loss = loss.detach()
+        if self._log_now(steps):
+            self._log_train({"": loss}, {"": optimizer}, extras)
+
+    def _steps(self, chunk: list[Batch], direct: bool) -> None:
+        """Rounds of named optimisers, with clipping and accumulation (see the module docstring)."""
+        optimizers = self._named(self.optimizers())
+        schedulers = self.lr_schedulers() or []
+        schedulers = schedulers if isinstance(schedulers, list) else [schedulers]
+        if self._pending_grads is not None:
+            for parameter, grad in zip(self.parameters(), self._pending_grads, strict=True):
+                parameter.grad = None if grad is None else grad.to(parameter)
+            self._pending_grads = None
+        accumulate = self.step_options.accumulate_grad_batches
+        epoch_ends = self.trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        max_steps = self.trainer.max_steps
+        start = self.global_step
+        losses: dict[str, Tensor] = {}
+        extras: dict[str, Tensor] = {}
+        for index, batch in enumerate(chunk):
+            stage, micro = self._position
+            names = self.round.stages[stage]
+            for name in names:
+                optimizer = optimizers[name]
+                if micro == 0:
+                    optimizer.zero_grad(set_to_none=True)
+                loss, extras = self._backward(batch, name, optimizer, accumulate, direct)
+                losses[name] = loss.detach()
+            micro += 1
+            if micro < accumulate and not (epoch_ends and index == len(chunk) - 1):
+                self._position = (stage, micro)
+                continue
+            round_ends = stage == len(self.round) - 1
+            if round_ends:
+                optimizers[names[-1]]._on_before_step()  # counts the round as one global_step
+            for name in names:
+                self._optimizer_step(optimizers[name], direct)
+            self._position = (0 if round_ends else stage + 1, 0)
+            if round_ends:
+                optimizers[names[-1]]._on_after_step()
+                for scheduler in schedulers:
+                    scheduler.step()
+                if 0 <= max_steps <= self.global_step:
+                    break
+        if losses:  # several players: any non-finite loss stops the run (DivergenceGuard)
+            self.last_train_loss = losses.get("")
+            if self.last_train_loss is None:
+                self.last_train_loss = torch.stack(list(losses.values()))
+        if self._log_now(self.global_step - start):
+            self._log_train(losses, optimizers, extras)
+
+    def _backward(
+        self, batch: Batch, name: str, optimizer: Any, accumulate: int, direct: bool
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        if not name:
+            loss, extras = self._split_loss(self.loss(batch))
+        else:
+            self.toggle_optimizer(optimizer)
+            loss, extras = self._split_loss(self.loss(batch, name))
+        scaled = loss / accumulate if accumulate > 1 else loss
+        if direct:
+            scaled.backward()
+        else:
+            self.manual_backward(scaled)
+        if name:
+            self.untoggle_optimizer(optimizer)
+        return loss, extras
+
+    def _optimizer_step(self, optimizer: Any, direct: bool) -> None:
+        if direct:
+            if self.step_options.clips:
+                self._clip(optimizer.optimizer)
+            optimizer.optimizer.step()
+        else:
+            # Lightning's precision plugin: unscaling, on_before_optimizer_step hooks (which
+            # clip), the step; without LightningOptimizer.step's count, done per round above.
+            from pytorch_lightning.core.optimizer import do_nothing_closure
+
+            self.trainer.strategy.optimizer_step(optimizer.optimizer, do_nothing_closure)
+
+    def _clip(self, optimizer: torch.optim.Optimizer) -> None:
+        from pytorch_lightning.utilities.enums import GradClipAlgorithmType
+
+        options = self.step_options
+        self.trainer.precision_plugin.clip_gradients(
+            optimizer,
+            options.gradient_clip_val,
+            GradClipAlgorithmType(options.gradient_clip_algorithm),
+        )
+
+    def _named(self, optimizers: Any) -> dict[str, Any]:
+        if not self.optimizer_names:
+            return {"": optimizers}
+        return dict(zip(self.optimizer_names, optimizers, strict=True))
+
+    def _steps_left(self, chunk_length: int) -> int:
+        max_steps = self.trainer.max_steps if self._trainer is not None else -1
+        if max_steps is None or max_steps < 0:
+            return chunk_length
+        return max(1, min(chunk_length, max_steps - self.global_step))
 
 
 def direct_steps_allowed(trainer: Any, module: Any, base: type) -> bool:
