@@ -214,3 +214,31 @@ def test_round_configuration_errors_name_the_keys():
         )
     with pytest.raises(ConfigError, match="model.scheduler maps optimiser names"):
         RunnerModule(nn.Linear(1, 1), {"x": None}, scheduler={"z": None})
+
+
+def test_named_partial_optimisers_and_schedulers_build_from_a_config(tmp_path):
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    adam = {"_target_": "torch.optim.Adam", "_partial_": True}
+    cfg = OmegaConf.create(
+        {
+            "_target_": f"{__name__}.ToyGAN",
+            "n_critic": 3,
+            "optimizer": {"discriminator": {**adam, "lr": 4e-3}, "generator": {**adam, "lr": 1e-3}},
+            "scheduler": {
+                "generator": {
+                    "_target_": "dlt_runner.core.schedules.cosine_decay",
+                    "_partial_": True,
+                    "steps": 4,
+                }
+            },
+        }
+    )
+    module = instantiate(cfg)
+    trainer = _trainer(tmp_path, max_steps=4)
+    trainer.fit(module, datamodule=_data())
+    assert module.calls == (["discriminator"] * 3 + ["generator"]) * 4
+    discriminator, generator = module.optimizers()
+    assert generator.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert discriminator.param_groups[0]["lr"] == 4e-3
