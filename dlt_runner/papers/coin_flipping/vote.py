@@ -103,7 +103,9 @@ class MajorityVote:
     For a binary net ``fraction[:, 1]`` is the share of passes voting class 1 and ``label`` the
     majority (odd ``n_votes`` cannot tie; an even tie goes to class 0). For K classes the label
     is the plurality of the per-pass argmax. The backbone's ``features`` run once per input;
-    the passes run ``chunk`` at a time to bound memory.
+    the passes run ``chunk`` at a time to bound memory. One noise draw per pass serves the whole
+    batch (one sampled network classifies every input): each input's votes have the exact
+    n-pass law, and different inputs' votes are dependent.
 
     Args:
         n_votes: passes per input.
@@ -136,7 +138,9 @@ def majority_tail(p: Tensor, n: int) -> Tensor:
     p = torch.as_tensor(p, dtype=torch.float64).clamp(0, 1).unsqueeze(-1)
     k = torch.arange(n // 2 + 1, n + 1, dtype=torch.float64, device=p.device)
     log_binomial = (
-        torch.lgamma(torch.tensor(n + 1.0)) - torch.lgamma(k + 1) - torch.lgamma(n - k + 1)
+        torch.lgamma(torch.tensor(n + 1.0, dtype=torch.float64))
+        - torch.lgamma(k + 1)
+        - torch.lgamma(n - k + 1)
     )
     # xlogy: 0 * log(0) = 0, so p = 0 and p = 1 are exact.
     log_pmf = log_binomial + torch.xlogy(k, p) + torch.xlogy(n - k, 1 - p)
