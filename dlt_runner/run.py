@@ -246,6 +246,7 @@ def _build(cfg: DictConfig, runtime: Runtime, resume_from: Path | None) -> _Part
         callbacks=callbacks,
         logger=loggers or False,
         plugins=_plugins(trainer_cfg),
+        **_runner_module_options(trainer_cfg, module),
     )
     # The module is built in torch's default dtype; Lightning converts it to the run's precision
     # (e.g. float64 for 64-true) only after restoring a checkpoint's weights into it, which
@@ -263,6 +264,25 @@ def _plugins(trainer_cfg: DictConfig) -> list[Any]:
     if not any(hasattr(plugin, "save_checkpoint") for plugin in plugins):
         plugins.append(AtomicCheckpointIO())
     return plugins  # passed as an argument, it replaces trainer.plugins in the config
+
+
+def _runner_module_options(trainer_cfg: DictConfig, module: Any) -> dict[str, Any]:
+    """Trainer arguments for a RunnerModule, which clips and accumulates in its own loop.
+
+    Lightning refuses ``gradient_clip_val`` and ``accumulate_grad_batches`` under manual
+    optimisation: they move onto the module and the Trainer gets the neutral values. A module
+    whose evaluation differentiates (``eval_needs_grad``) needs a Trainer without inference mode.
+    """
+    from dlt_runner.core.module import RunnerModule
+    from dlt_runner.core.optim_steps import NEUTRAL_TRAINER_OPTIONS, StepOptions
+
+    if not isinstance(module, RunnerModule):
+        return {}
+    module.step_options = StepOptions.from_trainer_options(trainer_cfg)
+    options = dict(NEUTRAL_TRAINER_OPTIONS)
+    if module.eval_needs_grad:
+        options["inference_mode"] = False
+    return options
 
 
 def callbacks_enabled(cfg: DictConfig) -> bool:
@@ -451,6 +471,7 @@ def _single_process_tester(cfg: DictConfig, trainer: Any, loggers: list[Any]) ->
         accelerator=cfg.trainer.accelerator,
         devices=1,
         precision=cfg.trainer.precision,
+        inference_mode=trainer.test_loop.inference_mode,
         logger=loggers or False,
         enable_checkpointing=False,
         enable_progress_bar=False,
