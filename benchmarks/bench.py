@@ -74,6 +74,8 @@ CASES = [
         "tensor_factorization/rank1_completion",
         ["test=false", "model.matched_loss=null", "trainer.max_steps=2000"],
     ),
+    # FGSM adversarial training: two forward/backward passes per step, width 8 (the experiment).
+    Case("convresnet_smooth_digits", "convresnet_smooth/digits", ["test=false"]),
 ]
 
 _DTYPES = {
