@@ -67,6 +67,10 @@ def erf_dual(cov: Tensor, var1: Tensor, var2: Tensor) -> tuple[Tensor, Tensor]:
     return nngp, 4 / math.pi / torch.sqrt(denominator - 4 * cov * cov)
 
 
+# The activations whose dual has a closed form, by their `nn.activations` names.
+DUALS: dict[str, Dual] = {"relu": relu_dual, "erf": erf_dual}
+
+
 def deep_nngp_ntk(
     dual: Dual,
     cov: Tensor | float,

@@ -23,8 +23,8 @@ from dlt_runner.papers.ntk_reverse.hermite import (
     hermite_kernel,
 )
 from dlt_runner.papers.ntk_reverse.kernel_fit import PolynomialFit
-from dlt_runner.papers.ntk_reverse.nets import DUALS, DeepKernel, ShallowNet
-from dlt_runner.theory.closed_form_kernels import empirical_nngp, input_covariance
+from dlt_runner.papers.ntk_reverse.nets import DeepKernel, ShallowNet
+from dlt_runner.theory.closed_form_kernels import DUALS, empirical_nngp, input_covariance
 from dlt_runner.theory.entk import empirical_ntk
 from dlt_runner.theory.kernel_ridge import kernel_ridge_predict
 from dlt_runner.theory.metrics import accuracy, relative_error

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from dlt_runner.core.errors import ConfigError, choose, positive_int, unknown_choice
 from dlt_runner.nn.mlp import MLP
 from dlt_runner.papers.ntk_reverse.hermite import KERNEL_KINDS
-from dlt_runner.theory.closed_form_kernels import deep_nngp_ntk, erf_dual, relu_dual
+from dlt_runner.theory.closed_form_kernels import DUALS, deep_nngp_ntk
 
 Scales = tuple[list[float], list[float]]
 
@@ -50,7 +50,6 @@ INIT_SCALES: dict[str, Callable[[str, int], Scales]] = {
     "official": official_scales,
     "fig2": fig2_scales,
 }
-DUALS = {"relu": relu_dual, "erf": erf_dual}
 
 
 class ShallowNet(MLP):
