@@ -24,6 +24,8 @@ WIDTH, BLOCKS = "model.net.width", "model.net.blocks"
 NARROW, MIDDLE, WIDE = 4, 8, 32
 MIN_GAIN = 0.05
 TOLERANCE = 0.01
+#: A run whose clean accuracy is below this learned (almost) nothing: 10 balanced classes.
+COLLAPSED_BELOW = 0.2
 
 
 def robust_gain_width(robust_wide: float, robust_narrow: float) -> float:
@@ -70,6 +72,14 @@ def verdict(runs: Sequence[Run]) -> Verdict:
         + " / ".join(f"{g:.3f}" for g in grads)
         + (" (falls monotonically)" if monotone else " (not monotone)")
     )
+
+    for run in runs:
+        if run.status == "ok" and run.get(CLEAN) < COLLAPSED_BELOW:
+            setting = ", ".join(f"{k}={v}" for k, v in sorted(run.overrides.items()))
+            result.notes.append(
+                f"collapsed run ({setting}): clean acc {run.get(CLEAN):.3f}, input-gradient "
+                f"norm {run.get(GRAD):.3f} (a dead, near-constant classifier)"
+            )
 
     depth_runs = select(runs, sweep="depth")
     by_blocks = {b: select(depth_runs, **{BLOCKS: b}) for b in (1, 4)}

@@ -22,13 +22,16 @@ class DigitsImages(TensorDataModule):
         test_fraction: share of the 1,797 images held out, stratified by class.
         split_seed: ``random_state`` of the split (fixed across run seeds, so seeds vary only
             the initialisation, the batches and the attacks' random starts).
-        n_train: keep only the first n training images (``null``: all).
+        n_val: the first n of the training images become a ``val`` split (model selection,
+            hyper-parameter search); the rest train.
+        n_train: keep only the first n of the remaining training images (``null``: all).
     """
 
     def __init__(
         self,
         test_fraction: float = 0.33,
         split_seed: int = 0,
+        n_val: int = 0,
         n_train: int | None = None,
         **kwargs,
     ) -> None:
@@ -37,7 +40,10 @@ class DigitsImages(TensorDataModule):
             raise ConfigError(f"data.test_fraction must be in (0, 1), got {test_fraction}")
         self.test_fraction = float(test_fraction)
         self.split_seed = int(split_seed)
+        self.n_val = int(n_val)
         self.n_train = None if n_train is None else int(n_train)
+        if self.n_val < 0:
+            raise ConfigError(f"data.n_val must be >= 0, got {n_val}")
 
     def build(self) -> dict[str, Batch]:
         from sklearn.datasets import load_digits
@@ -51,11 +57,15 @@ class DigitsImages(TensorDataModule):
             random_state=self.split_seed,
             stratify=digits.target,
         )
-        x_train, y_train = x_train[: self.n_train], y_train[: self.n_train]
+        x_val, y_val = x_train[: self.n_val], y_train[: self.n_val]
+        rest = slice(self.n_val, None if self.n_train is None else self.n_val + self.n_train)
+        x_train, y_train = x_train[rest], y_train[rest]
+        splits = (("train", x_train, y_train), ("val", x_val, y_val), ("test", x_test, y_test))
         return {
             name: {
                 "x": torch.as_tensor(x, dtype=torch.float32).unsqueeze(1),
                 "y": torch.as_tensor(y, dtype=torch.long),
             }
-            for name, x, y in (("train", x_train, y_train), ("test", x_test, y_test))
+            for name, x, y in splits
+            if len(x)
         }

@@ -56,6 +56,10 @@ class AdversarialTraining(RunnerModule):
         curve_eps: radii of the robust-accuracy-vs-eps curve computed by ``analysis``
             (empty: no curve).
         analysis_batch_size: batch size of ``analysis`` (``null``: the whole test split).
+        train_attack_eval_mode: craft training examples with the net in eval mode (BatchNorm
+            on running statistics); ``False`` keeps train mode, as PGD training code for
+            BatchNorm nets usually does (e.g. locuslab/robust_overfitting). No effect without
+            normalisation layers.
         **kwargs: RunnerModule's (optimizer, scheduler, log_every_n_steps, ...).
     """
 
@@ -74,6 +78,7 @@ class AdversarialTraining(RunnerModule):
         augmentation: Callable[[Tensor, torch.Generator], Tensor] | None = None,
         curve_eps: Sequence[float] = (),
         analysis_batch_size: int | None = None,
+        train_attack_eval_mode: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(net=net, **kwargs)
@@ -98,6 +103,7 @@ class AdversarialTraining(RunnerModule):
         self.augmentation = augmentation
         self.curve_eps = [float(e) for e in curve_eps]
         self.analysis_batch_size = analysis_batch_size
+        self.train_attack_eval_mode = bool(train_attack_eval_mode)
         self.robust_name = f"robust_acc_pgd{self.eval_steps}"
 
     # ----------------------------------------------------------------- training
@@ -118,6 +124,7 @@ class AdversarialTraining(RunnerModule):
             alpha=self.train_alpha,
             clamp=self.clamp,
             generator=generator,
+            eval_mode=self.train_attack_eval_mode,
         )
 
     def evaluation_examples(self, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:

@@ -41,6 +41,15 @@ def test_digits_split_is_stratified_and_on_the_unit_scale(digits):
         torch.cat([train["y"], test["y"]]), minlength=10
     )
     assert ((share - 0.33).abs() * 180 < 1.0).all()
+    held_out = DigitsImages(n_val=200, n_train=500)
+    held_out.prepare()
+    assert {k: len(v["y"]) for k, v in held_out.splits.items()} == {
+        "train": 500,
+        "val": 200,
+        "test": 594,
+    }
+    torch.testing.assert_close(held_out.splits["val"]["x"], train["x"][:200])
+    torch.testing.assert_close(held_out.splits["train"]["x"], train["x"][200:700])
 
 
 def test_training_uses_adversarial_examples(digits):
@@ -127,3 +136,7 @@ def test_verdict_thresholds():
     assert reversal.checks[0].holds and not reversal.checks[1].holds
     notes = " ".join(verdict(_runs(0.55, 0.71, 0.85)).notes)
     assert "falls monotonically" in notes and "+0.020" in notes
+    assert "collapsed" not in notes
+    dead = _runs(0.10, 0.71, 0.85)
+    dead[0].metrics["analysis/clean_acc"] = 0.1
+    assert "collapsed run (model.net.width=4, seed=0)" in " ".join(verdict(dead).notes)
