@@ -70,9 +70,12 @@ def seed_groups(runs: Sequence[Run]) -> dict[tuple[tuple[str, str], ...], list[R
 
 
 def mean_std_rows(runs: Sequence[Run]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of mean ± std over seeds (ok runs only) per setting."""
-    keys, metrics = _columns(runs)
-    keys = [k for k in keys if k != "seed"]
+    """Header and rows of mean ± std over seeds (ok runs only) per setting.
+
+    The setting columns are the swept keys; overrides every job shares are left out.
+    """
+    _, metrics = _columns(runs)
+    keys = swept(runs)
     header = [*keys, "n_ok", *metrics]
     rows = []
     for setting, group in seed_groups(runs).items():
@@ -161,8 +164,9 @@ def _is_number(text: str | None) -> bool:
 
 
 def summary_table(runs: Sequence[Run]) -> Table:
-    """One row per job: its overrides, status and final metrics (numbers, not text)."""
+    """One row per job: its swept keys and seed, status and final metrics (numbers, not text)."""
     keys, metrics = _columns(runs)
+    keys = [k for k in keys if k in swept(runs) or k == "seed"]
     rows = [
         [
             run.directory.name,
@@ -177,8 +181,7 @@ def summary_table(runs: Sequence[Run]) -> Table:
 
 def mean_std_table(runs: Sequence[Run]) -> Table:
     header, rows = mean_std_rows(runs)
-    text = len([k for k in _columns(runs)[0] if k != "seed"]) + 1
-    return Table("mean ± std over seeds", header, rows, text_columns=text)
+    return Table("mean ± std over seeds", header, rows, text_columns=len(swept(runs)) + 1)
 
 
 def report(
@@ -211,7 +214,7 @@ def report(
     written += plots
     tables = [*extra_tables, mean_std_table(runs), summary_table(runs)]
     if html:
-        page = html_page.write(sweep_dir, f"sweep {sweep_dir.name}", tables, plots, _notes(runs))
+        page = html_page.write(sweep_dir, f"sweep: {sweep_dir.name}", tables, plots, _notes(runs))
         say(f"html: {page} ({page.stat().st_size / 1024:.0f} KiB)")
         written.append(page)
     from dlt_runner.sweeps.wandb_report import log_report
@@ -225,7 +228,12 @@ def report(
 def _notes(runs: Sequence[Run]) -> list[str]:
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(Counter(r.status for r in runs).items()))
     keys = ", ".join(swept(runs)) or "seed only"
-    return [f"{len(runs)} jobs ({statuses}); swept: {keys}."]
+    varying = set(swept(runs)) | {"seed"}
+    shared = sorted({f"{k}={v}" for r in runs for k, v in r.overrides.items() if k not in varying})
+    return [
+        f"{len(runs)} jobs ({statuses}); swept: {keys}.",
+        f"every job: {', '.join(shared) or 'no other overrides'}.",
+    ]
 
 
 def _print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
