@@ -76,6 +76,9 @@ CASES = [
     ),
     # FGSM adversarial training: two forward/backward passes per step, width 8 (the experiment).
     Case("convresnet_smooth_digits", "convresnet_smooth/digits", ["test=false"]),
+    # The learned 2-neuron CFNN: 3,000 Adam steps of 32 weight samples each, validated by a
+    # 101-vote plurality every 1,000 steps.
+    Case("coin_flipping_ball", "coin_flipping/ball", ["test=false"]),
 ]
 
 _DTYPES = {
