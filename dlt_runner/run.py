@@ -206,7 +206,8 @@ def _build(cfg: DictConfig, runtime: Runtime, resume_from: Path | None) -> _Part
         LoggerCheckpointState,
         RandomState,
     )
-    from dlt_runner.core.loggers import OptimiserStepAxis, configure_wandb, wandb_run_id
+    from dlt_runner.core.loggers import OptimiserStepAxis
+    from dlt_runner.core.wandb_identity import configure_wandb, wandb_run_id
 
     datamodule = _instantiate(cfg.data, "data")
     datamodule.prepare_data()  # a dataset absent offline fails here, before anything starts

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from dlt_runner.core.loggers import read_identity
+from dlt_runner.core.wandb_identity import read_identity
 from dlt_runner.sweeps.html import Table
 from dlt_runner.sweeps.runs import Run
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-from dlt_runner.core.loggers import (
+from dlt_runner.core.wandb_identity import (
     monitored_summaries,
     review_config,
     swept_keys,
