@@ -57,11 +57,56 @@ def _run_dir(cfg: DictConfig) -> str:
     return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else cfg.paths.run_dir
 
 
+#: A user error of a job, held until Hydra has returned (see :func:`_job`).
+_held_errors: list[ConfigError] = []
+#: Whether the user asked for full traces (``HYDRA_FULL_ERROR=1``); set by ``_report_errors``.
+_full_trace = [False]
+
+
+def _job(cfg: DictConfig) -> Any:
+    """``_task``, except that a user error is raised after Hydra returns, as one line.
+
+    Hydra reports a failed job with an extra "Error executing job with overrides" line. In
+    a single run, and in a plain sweep run in this process (basic sweeper and launcher), the
+    error is held instead: the remaining jobs of the sweep are skipped, and the error is
+    raised once Hydra returns, naming the job. Sweepers that need every job's value (Optuna)
+    and launchers with their own processes get the error through Hydra as usual.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.errors import HydraException
+    from hydra.types import RunMode
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not HydraConfig.initialized() or _full_trace[0]:
+        return _task(cfg)
+    hydra = HydraConfig.get()
+    multirun = hydra.mode == RunMode.MULTIRUN
+    in_process = "BasicSweeper" in str(hydra.sweeper.get("_target_", "")) and (
+        "BasicLauncher" in str(hydra.launcher.get("_target_", ""))
+    )
+    if multirun and not in_process:
+        return _task(cfg)
+    if _held_errors:  # an earlier job of this sweep made the mistake: skip the rest
+        return None
+    try:
+        return _task(cfg)
+    except (ConfigError, HydraException, OmegaConfBaseException) as error:
+        if _is_bug(error):
+            raise
+        job = f"job {hydra.job.override_dirname or hydra.job.num}: " if multirun else ""
+        _held_errors.append(ConfigError(f"{job}{_message(error)}"))
+        return None
+
+
 def _hydra_app() -> None:
     import hydra
 
     _check_modes(sys.argv[1:])
-    hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")(_task)()
+    _held_errors.clear()
+    app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
+    app(_job)()
+    if _held_errors:
+        raise _held_errors.pop()
 
 
 def _report_errors(program: str, main: Callable[[], Any]) -> Any:
@@ -70,6 +115,7 @@ def _report_errors(program: str, main: Callable[[], Any]) -> Any:
     from omegaconf.errors import OmegaConfBaseException
 
     full_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    _full_trace[0] = full_trace
     # Hydra prints and exits 1 on its own; asked for the full error, it re-raises to us instead.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
@@ -105,6 +151,9 @@ def _is_bug(error: BaseException) -> bool:
 
 _NOT_FOUND = re.compile(r"Could not find '([^']+)'")
 _NOT_IN_DEFAULTS = re.compile(r"Could not override '([^']+)'\. No match in the defaults list")
+_NOT_A_KEY = re.compile(r"Could not override '([^']+)'\.\s+To append to your config use")
+#: Lines OmegaConf appends to its messages (where in the config, the node's type).
+_DETAIL = re.compile(r"^\s*(full_key|object_type|reference_type|key|value_type)[:=]")
 
 
 def _message(error: BaseException) -> str:
@@ -116,12 +165,56 @@ def _message(error: BaseException) -> str:
             "claim grids are not a dlt-run option; run a paper's claims with "
             "dlt-claims <paper> (e.g. dlt-claims imde)"
         )
-    # Hydra appends the config search path to some errors: not the user's business.
-    parts = [text.split("\n\nConfig search path:")[0].strip()]
+    if match := _NOT_A_KEY.search(text):
+        return _unknown_key(match.group(1))
+    # Hydra appends the config search path to some errors, OmegaConf the node's details:
+    # neither is the user's business.
+    lines = [
+        line.strip()
+        for line in text.split("\n\nConfig search path:")[0].splitlines()
+        if line.strip() and not _DETAIL.match(line)
+    ]
+    full_key = getattr(error, "full_key", None)
+    if full_key and full_key not in " ".join(lines):
+        lines.append(f"(at {full_key})")
+    if text.startswith("Interpolation key"):
+        lines.append(
+            "- the config groups chosen do not fit together (e.g. a data=... of another paper)"
+        )
     cause = error.__cause__
-    if cause is not None and str(cause).strip() and str(cause).strip() not in parts[0]:
-        parts.append(str(cause).strip())
-    return "\n".join(parts)
+    if cause is not None and str(cause).strip() and str(cause).strip() not in text:
+        lines.append(str(cause).strip().splitlines()[0])
+    return " ".join(lines)
+
+
+def _unknown_key(key: str) -> str:
+    """``model.foo=1`` where ``model`` has no ``foo``: name the keys it has."""
+    parent, _, name = key.rpartition(".")
+    where = parent or "the config"
+    keys = _keys_at(parent, skip=key)
+    listed = f"; {where} has: {', '.join(keys)}" if keys else ""
+    return f"{key} is not a config key{listed}. To add a new key: +{key}=..."
+
+
+def _keys_at(parent: str, skip: str) -> list[str]:
+    """Keys of ``parent`` in the config the command line composes without the bad override."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import DictConfig, OmegaConf
+
+    overrides = [
+        arg
+        for arg in sys.argv[1:]
+        if "=" in arg and not arg.startswith(("-", "hydra.", skip + "="))
+    ]
+    try:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("config", overrides=overrides)
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+    except Exception:  # noqa: BLE001 - the list is a courtesy; the message stands without it
+        return []
+    return sorted(str(k) for k in node) if isinstance(node, DictConfig) else []
 
 
 def _unknown_option(path: str) -> str:

@@ -1,17 +1,22 @@
 """Tier 4: the runner end to end, through its command line (subprocesses, like a user).
 
 Each test runs the IMDE CPU experiment with few steps; together they cover the run-dir
-contract, W&B offline contents, multirun with both launchers, resume after SIGKILL, a
-diverging run, every user error, and ddp on 2 CPU processes.
+contract, W&B offline contents, multirun with both launchers, resume after SIGKILL (W&B run
+and CSV history continued), a diverging run, ddp on 2 CPU processes, and the progress bar.
+Exact resume at many kill points: tests/test_resume.py; user errors: tests/test_user_errors.py.
 """
 
 from __future__ import annotations
 
+import csv
+import fcntl
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -94,9 +99,11 @@ def test_multirun_gives_one_finished_wandb_run_per_job(tmp_path, launcher):
 def test_resume_after_sigkill_ends_like_an_uninterrupted_run(tmp_path):
     long = [
         "experiment=imde/pendulum",
-        "trainer.max_steps=1500",
+        "trainer.max_steps=600",
         "data.n_train=300",
-        "trainer.check_val_every_n_epoch=2",
+        "trainer.check_val_every_n_epoch=1",
+        "model.log_every_n_steps=10",
+        "model.energy_horizon=0",
         "test=false",
     ]
     reference = tmp_path / "reference"
@@ -130,6 +137,15 @@ def test_resume_after_sigkill_ends_like_an_uninterrupted_run(tmp_path):
     run_ids = {path.parent.name.rsplit("-", 1)[1] for path in offline_runs(run_dir)}
     assert len(offline_runs(run_dir)) == 2 and len(run_ids) == 1, "resume logs to the same W&B run"
     assert read_offline_run(offline_runs(run_dir)[-1]).run_id in run_ids
+    # The CSV history holds every logged row once: those from before the kill and after it.
+    history, expected = _csv_rows(run_dir), _csv_rows(reference)
+    assert [row["step"] for row in history] == [row["step"] for row in expected]
+    assert [row["train/loss"] for row in history] == [row["train/loss"] for row in expected]
+
+
+def _csv_rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
+        return [row for row in csv.DictReader(handle) if row.get("train/loss")]
 
 
 def test_diverging_run_is_a_result_and_the_sweep_goes_on(tmp_path):
@@ -148,68 +164,6 @@ def test_diverging_run_is_a_result_and_the_sweep_goes_on(tmp_path):
     diverged, fine = _metrics(sweep / "0"), _metrics(sweep / "1")
     assert diverged["status"] == "diverged" and diverged["metrics"]["diverged_at_step"] <= 100
     assert fine["status"] == "ok"
-
-
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        (["experiment=imde/pendulm"], "Could not find 'experiment/imde/pendulm'"),
-        (["experiment=imde/pendulum", "trainer=tpu9"], "Available options in 'trainer'"),
-        (["experiment=imde/pendulum", "model.foo=1"], "Could not override 'model.foo'"),
-        (
-            ["experiment=imde/pendulum", "trainer.max_steps=abc"],
-            "trainer.max_steps expects an integer",
-        ),
-        (
-            ["experiment=imde/pendulum", "model.net.sizes=???"],
-            "missing required value(s): model.net",
-        ),
-        (
-            ["experiment=imde/pendulum", "model.integrator=rk5"],
-            "unknown integrator 'rk5'; choose one of: euler, midpoint, rk4, implicit_midpoint, "
-            "leapfrog",
-        ),
-        (
-            ["experiment=imde/pendulum", "data.system=spring"],
-            "unknown system 'spring'; choose one of",
-        ),
-        (["experiment=imde/pendulum", "ckpt_path=last"], "ckpt_path=last: no checkpoint"),
-        (["experiment=imde/pendulum", "ckpt_path=GARBAGE"], "unreadable checkpoint"),
-        (["experiment=imde/pendulum", "data=cifar10"], "cifar10"),
-        (
-            ["-m", "experiment=imde/pendulum", "trainer=ddp_sim", "trainer.strategy=ddp"],
-            "cannot run inside a multirun",
-        ),
-        ([], "pick an experiment, e.g. experiment=imde/pendulum"),
-    ],
-)
-def test_user_errors_exit_2_with_a_short_message(tmp_path, overrides, message):
-    garbage = tmp_path / "garbage.ckpt"
-    garbage.write_bytes(b"not a checkpoint")
-    overrides = [o.replace("GARBAGE", str(garbage)) for o in overrides]
-    result = cli(
-        "dlt-run",
-        *overrides,
-        f"hydra.run.dir={tmp_path / 'run'}",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        cwd=tmp_path,
-        env={"WANDB_MODE": "disabled"},
-    )
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) < 15
-
-
-def test_full_trace_on_request(tmp_path):
-    result = cli(
-        "dlt-run",
-        "experiment=imde/pendulum",
-        "model.integrator=rk5",
-        cwd=tmp_path,
-        env={"WANDB_MODE": "disabled", "HYDRA_FULL_ERROR": "1"},
-    )
-    assert result.returncode != 0 and "Traceback" in result.stderr
 
 
 def test_ddp_on_two_cpu_processes(tmp_path):
@@ -255,3 +209,51 @@ def test_composing_and_help_stay_free_of_heavy_imports(tmp_path):
     )
     assert "integrator: euler" in result.stdout
     assert "HEAVY []" in result.stdout, result.stdout[-500:]
+
+
+def test_progress_bar_counts_optimiser_steps_on_a_terminal_only(tmp_path):
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DLT_PROGRESS_REFRESH", "WANDB_SERVICE")
+    }
+    env |= {"DLT_ROOT": str(tmp_path), "WANDB_MODE": "disabled"}
+    command = [sys.executable, "-m", "dlt_runner", *SHORT, "logger=none", "test=false"]
+    primary, secondary = os.openpty()
+    # A new pseudo-terminal is 0 columns wide; give it a real terminal's size.
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    process = subprocess.Popen(
+        [*command, f"hydra.run.dir={tmp_path / 'tty'}"],
+        cwd=tmp_path,
+        env=env,
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    assert process.wait(timeout=600) == 0
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert "100/100" in terminal, terminal[-2000:]
+    assert "step/s" in terminal or "s/step" in terminal, "rate shown"
+    assert "Epoch 0" not in terminal, "Lightning's per-epoch bar is replaced"
+    assert "running NeuralODEModule.analysis" in terminal
+
+    piped = cli(
+        "dlt-run",
+        *SHORT,
+        "logger=none",
+        "test=false",
+        f"hydra.run.dir={tmp_path / 'pipe'}",
+        cwd=tmp_path,
+        env={"DLT_PROGRESS_REFRESH": ""},
+    )
+    _ok(piped)
+    assert "100/100" not in piped.stderr + piped.stdout, "no bar when output is not a terminal"

@@ -18,7 +18,7 @@ def progress_refresh(interactive_rate: int = 10) -> int:
     """Progress-bar refresh rate: ``$DLT_PROGRESS_REFRESH`` if set; else ``interactive_rate`` on
     a terminal and 0 (no bar) when output goes to a file or pipe, where a bar is only noise
     and its writes cost time (W&B captures each one)."""
-    if "DLT_PROGRESS_REFRESH" in os.environ:
+    if os.environ.get("DLT_PROGRESS_REFRESH"):  # set and not empty
         return int(os.environ["DLT_PROGRESS_REFRESH"])
     return int(interactive_rate) if sys.stderr.isatty() else 0
 
