@@ -2,7 +2,9 @@
 
 Hydra already refuses unknown groups, options and keys. What YAML cannot say, checked here:
 missing required values (``???``), values whose type differs from the default they override
-(``trainer.max_steps=abc``), plain ``ddp`` inside a multirun, and a missing experiment.
+(``trainer.max_steps=abc``), plain ``ddp`` inside a multirun, a missing experiment, a
+precision below float64 for float64 experiments, and optimiser settings out of range
+(``model.optimizer.lr=-1``).
 """
 
 from __future__ import annotations

@@ -71,3 +71,59 @@ def test_choose_lists_valid_names():
 
 def test_experiments_are_discovered():
     assert "imde/pendulum" in config_checks.available_experiments()
+
+
+@pytest.mark.parametrize(
+    ("precision", "dtype", "refused"),
+    [
+        ("bf16-mixed", "float64", True),
+        ("16-mixed", "float64", True),
+        ("32-true", "float64", True),
+        ("64-true", "float64", False),
+        ("64", "float64", False),
+        ("bf16-mixed", "float32", False),
+        ("32-true", None, False),
+    ],
+)
+def test_float64_experiments_refuse_lower_precision(precision, dtype, refused):
+    data = {} if dtype is None else {"dtype": dtype}
+    cfg = OmegaConf.create({"trainer": {"precision": precision}, "data": data})
+    if refused:
+        with pytest.raises(ConfigError, match="trainer.precision=64-true"):
+            config_checks.check_precision(cfg)
+    else:
+        config_checks.check_precision(cfg)
+
+
+@pytest.mark.parametrize(
+    ("path", "key", "value", "message"),
+    [
+        ("optimizer", "lr", -1, "model.optimizer.lr must be a number >= 0, got -1"),
+        ("optimizer", "weight_decay", -0.1, "model.optimizer.weight_decay must be a number >= 0"),
+        ("optimizer", "betas", [0.9, 1.5], r"model.optimizer.betas must be in \[0, 1\)"),
+        ("optimizers.critic", "lr", -1e-3, "model.optimizers.critic.lr must be a number >= 0"),
+    ],
+)
+def test_optimizer_settings_out_of_range_are_named(path, key, value, message):
+    node = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3, key: value}
+    model: dict = {}
+    cursor = model
+    *parents, leaf = path.split(".")
+    for parent in parents:
+        cursor = cursor.setdefault(parent, {})
+    cursor[leaf] = node
+    cfg = OmegaConf.create({"model": model})
+    with pytest.raises(ConfigError, match=message):
+        config_checks.check_optimizers(cfg)
+
+
+def test_valid_optimizer_and_schedulers_pass():
+    cfg = OmegaConf.create(
+        {
+            "model": {
+                "optimizer": {"_target_": "torch.optim.SGD", "lr": 0.0, "momentum": 0.9},
+                "scheduler": {"_target_": "torch.optim.lr_scheduler.StepLR", "gamma": 2.0},
+            }
+        }
+    )
+    config_checks.check_optimizers(cfg)
