@@ -312,41 +312,56 @@ _SHAPE_ERROR = re.compile(
 
 
 def _check_model_fits_data(cfg: DictConfig, parts: _Parts) -> None:
-    """Run one small training batch through ``module.loss`` before anything is written.
+    """Run the first training batch through ``module.loss`` before anything is written.
 
     A net whose sizes do not fit the data (``model.net.sizes=[2,64,3]`` on 2-d targets)
     would otherwise fail inside the training loop with a traceback. Only shape errors are
     reported here, naming the config keys involved; anything else this check meets is left
     for the real step to raise with its full context. The check runs in eval mode without
-    gradients of the parameters and restores torch's random state, so training is unchanged.
+    gradients and restores every random stream, so training is unchanged. Skipped under
+    ``debug=fast`` (one batch of everything is what that run does anyway).
     """
+    import random
+
+    import numpy as np
     import torch
 
     datamodule, module, trainer = parts.datamodule, parts.module, parts.trainer
-    if not hasattr(datamodule, "tensors") or not hasattr(module, "loss"):
+    if trainer.fast_dev_run or not hasattr(datamodule, "tensors") or not hasattr(module, "loss"):
         return
     try:
-        train = datamodule.tensors("train")
+        batch = _first_batch(datamodule)
     except Exception:  # noqa: BLE001 - a datamodule that cannot build here builds in fit
         return
-    batch = trainer.precision_plugin.convert_input({k: v[:8] for k, v in train.items()})
-    rng = torch.get_rng_state()
+    batch = trainer.precision_plugin.convert_input(batch)
+    streams = torch.get_rng_state(), np.random.get_state(), random.getstate()
     was_training = module.training
     module.eval()
     try:
-        with trainer.precision_plugin.forward_context():
+        with torch.no_grad(), trainer.precision_plugin.forward_context():
             module.loss(batch)
     except (RuntimeError, ValueError, IndexError) as error:
         message = _first_line(error).split(": ", 1)[-1]
-        if not _SHAPE_ERROR.search(message):
-            return
-        raise ConfigError(_does_not_fit(cfg, batch, message)) from None
+        if _SHAPE_ERROR.search(message):
+            raise ConfigError(_does_not_fit(cfg, batch, message)) from None
     except Exception:  # noqa: BLE001, S110 - not a shape mismatch: the fit reports it in context
-        return
+        pass
     finally:
         module.train(was_training)
-        torch.set_rng_state(rng)
-        module.zero_grad(set_to_none=True)
+        torch.set_rng_state(streams[0])
+        np.random.set_state(streams[1])
+        random.setstate(streams[2])
+
+
+def _first_batch(datamodule: Any) -> dict[str, Any]:
+    """The first minibatch training will see (the datamodule's own iterable), else 8 rows."""
+    from dlt_runner.core.datamodule import TrainChunks
+
+    datamodule.tensors("train")  # builds the splits once; setup() reuses them
+    loader = datamodule.train_dataloader()
+    if isinstance(loader, TrainChunks):
+        return next(iter(loader))[0]
+    return {name: tensor[:8] for name, tensor in datamodule.tensors("train").items()}
 
 
 def _does_not_fit(cfg: DictConfig, batch: dict[str, Any], message: str) -> str:
