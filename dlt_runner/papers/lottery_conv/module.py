@@ -21,6 +21,7 @@ from torch import Tensor
 from dlt_runner.core.datamodule import Batch
 from dlt_runner.core.errors import ConfigError, choose
 from dlt_runner.core.module import RunnerModule
+from dlt_runner.data.transforms import Transform
 from dlt_runner.nn.masked import supermask_layers
 from dlt_runner.papers.lottery_conv.analysis import (
     TICKET_KINDS,
@@ -59,6 +60,8 @@ class LotteryModule(RunnerModule):
         ssa_targets: how many second-layer weights the subset-sum statistics use (0: none).
         ssa_base_size: base-set size n of those statistics (15).
         seed: seeds the ticket constructions and subset-sum base sets (``${seed}``).
+        augmentation: optional on-device transform of training inputs, called as
+            ``t(x, generator)`` (e.g. ``dlt_runner.data.transforms.RandomCropFlip`` for CIFAR).
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class LotteryModule(RunnerModule):
         ssa_targets: int = 0,
         ssa_base_size: int = 15,
         seed: int = 0,
+        augmentation: Transform | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(net=net, **kwargs)
@@ -91,18 +95,23 @@ class LotteryModule(RunnerModule):
         self.ticket_repeats = int(ticket_repeats)
         self.ssa_targets, self.ssa_base_size = int(ssa_targets), int(ssa_base_size)
         self.seed = int(seed)
+        self.augmentation = augmentation
 
     # ----------------------------------------------------------------- objective
-    def _losses(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        logits = self.net(batch["x"])  # (members, batch, classes)
+    def _losses(self, batch: Batch, train: bool = False) -> tuple[Tensor, Tensor]:
+        x = batch["x"]
+        if train and self.augmentation is not None:
+            x = self.augmentation(x, self.step_generator())
+        logits = self.net(x)  # (members, batch, classes)
         members, size = logits.shape[:2]
         labels = batch["y"].repeat(members)
         losses = F.cross_entropy(logits.reshape(members * size, -1), labels, reduction="none")
         return losses.reshape(members, size).mean(1), logits
 
-    def loss(self, batch: Batch, *optimizer_name: str) -> Tensor:
-        # Summing keeps every member's gradient that of its own loss.
-        return self._losses(batch)[0].sum()
+    def loss(self, batch: Batch, *optimizer_name: str) -> tuple[Tensor, dict[str, Tensor]]:
+        # Summing keeps every member's gradient that of its own loss (train/loss is the sum).
+        losses = self._losses(batch, train=True)[0]
+        return losses.sum(), {"loss_per_net": losses.detach().mean()}
 
     def evaluate(self, batch: Batch, split: str) -> Mapping[str, Tensor]:
         losses, logits = self._losses(batch)

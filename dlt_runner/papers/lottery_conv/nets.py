@@ -12,8 +12,9 @@
 
 Each takes ``masked``/``keep``/``weight_init``: with ``masked: true`` every convolution and
 linear layer is a :class:`~dlt_runner.nn.masked.MaskedConv2d` / ``MaskedLinear`` over frozen
-random weights (the edge-popup search route, Ramanujan et al. 2020), so the baseline (trained
-dense) and the random source differ only in their layers. The architectures are the shared
+random weights, without biases (the edge-popup search route, Ramanujan et al. 2020, whose
+layers have none), so the baseline (trained dense) and the random source differ only in their
+layers. The architectures are the shared
 ``dlt_runner.nn`` nets.
 
 :class:`NetGrid` holds independent copies of one architecture at several widths and seeds;
@@ -35,6 +36,11 @@ from dlt_runner.nn.masked import MaskedConv2d, MaskedLinear
 from dlt_runner.nn.resnet import ConvResNet, ResNet
 
 
+def _bias_free(layer: Callable[..., nn.Module], *args, bias: bool = False, **kwargs) -> nn.Module:
+    """A masked layer without bias, whatever the net asks for: hidden-networks' layers have none."""
+    return layer(*args, **kwargs)
+
+
 def layer_factories(
     masked: bool, keep: float, weight_init: str
 ) -> dict[str, Callable[..., nn.Module]]:
@@ -43,8 +49,8 @@ def layer_factories(
         return {"conv_layer": nn.Conv2d, "linear_layer": nn.Linear}
     options = {"keep": keep, "weight_init": weight_init}
     return {
-        "conv_layer": functools.partial(MaskedConv2d, **options),
-        "linear_layer": functools.partial(MaskedLinear, **options),
+        "conv_layer": functools.partial(_bias_free, MaskedConv2d, **options),
+        "linear_layer": functools.partial(_bias_free, MaskedLinear, **options),
     }
 
 
