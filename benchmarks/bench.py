@@ -79,6 +79,9 @@ CASES = [
     # The learned 2-neuron CFNN: 3,000 Adam steps of 32 weight samples each, validated by a
     # 101-vote plurality every 1,000 steps.
     Case("coin_flipping_ball", "coin_flipping/ball", ["test=false"]),
+    # Edge-popup scores of 9 frozen random conv nets (widths 8/32/64, 3 seeds) trained side by
+    # side: 285 steps of batch 64 on the digits.
+    Case("lottery_conv_popup", "lottery_conv/digits", ["test=false"]),
 ]
 
 _DTYPES = {
