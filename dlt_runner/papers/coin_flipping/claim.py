@@ -9,13 +9,15 @@ neurons. On the d = 10 ball, for every seed of the grid (each its own data):
 2. learned CFNN (2 neurons): acc@1001 >= 0.90, acc@1001 - det@2 >= 0.20, and
    acc@1 < acc@101 < acc@1001;
 
-where det@2 is the deterministic width-2 ReLU net trained on the same seed's data. Thresholds
-are those fixed before any held-out run (reconstruction; the paper's own ball experiment, if
-any, could not be read).
+where det@2 is the best test accuracy of the deterministic width-2 ReLU nets over all the
+grid's seeds ("beats every deterministic net of width 2": a width-2 net that collapses to one
+class on some seed does not lower the bar). Thresholds are those fixed before any held-out run
+(reconstruction; the paper's own ball experiment, if any, could not be read).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from dlt_runner.sweeps.claims import Check, Verdict
@@ -46,28 +48,28 @@ def _rising(values: Sequence[float]) -> bool:
 def _cfnn_checks(
     name: str,
     runs: dict[str, Run],
-    baseline: dict[str, Run],
+    best_det: float,
     seeds: list[str],
     minimum: float,
     rising: tuple[int, ...],
 ) -> list[Check]:
-    """acc@1001 >= minimum, gain over det@2 >= GAIN_MIN and the rising votes, per seed."""
+    """acc@1001 >= minimum, gain over the best det@2 >= GAIN_MIN and rising votes, per seed."""
     levels, gains, curves = [], [], []
-    level = gain = rises = bool(seeds)
+    level = rises = bool(seeds)
+    gain = level and not math.isnan(best_det)  # NaN: a width-2 baseline is missing
     for seed in seeds:
-        run, det = runs.get(seed), baseline.get(seed)
-        if run is None or det is None:
-            missing = f"seed {seed}: {name} or det@2 run missing or failed"
+        run = runs.get(seed)
+        if run is None:
+            missing = f"seed {seed}: run missing or failed"
             levels.append(missing), gains.append(missing), curves.append(missing)
             level = gain = rises = False
             continue
         curve = _curve(run)
-        det_acc = det.get("analysis/acc")
         level &= curve[-1] >= minimum
-        gain &= curve[-1] - det_acc >= GAIN_MIN
+        gain &= curve[-1] - best_det >= GAIN_MIN
         rises &= _rising([curve[i] for i in rising])
         levels.append(f"seed {seed}: {curve[-1]:.3f}")
-        gains.append(f"seed {seed}: {curve[-1]:.3f} - {det_acc:.3f} = {curve[-1] - det_acc:+.3f}")
+        gains.append(f"seed {seed}: {curve[-1]:.3f} - {best_det:.3f} = {curve[-1] - best_det:+.3f}")
         curves.append(f"seed {seed}: " + ", ".join(f"{acc:.3f}" for acc in curve))
     order = " < ".join(f"acc@{VOTES[i]}" for i in rising)
     return [
@@ -77,7 +79,8 @@ def _cfnn_checks(
             level,
         ),
         Check(
-            f"{name} CFNN acc@1001 - deterministic width-2 net acc >= {GAIN_MIN} on every seed",
+            f"{name} CFNN acc@1001 - best deterministic width-2 net acc >= {GAIN_MIN} on every "
+            "seed",
             "; ".join(gains),
             gain,
         ),
@@ -97,8 +100,20 @@ def verdict(runs: Sequence[Run]) -> Verdict:
     analytic = _by_seed(select(cfnn, model=ANALYTIC))
     learned = _by_seed(select(cfnn, model=LEARNED))
     seeds = sorted({run.overrides.get("seed", "0") for run in runs}, key=int)
-    result.checks += _cfnn_checks("analytic", analytic, det, seeds, ANALYTIC_MIN, (0, 1, 2, 3))
-    result.checks += _cfnn_checks("learned", learned, det, seeds, LEARNED_MIN, (0, 2, 3))
+    det_acc = {seed: run.get("analysis/acc") for seed, run in det.items()}
+    # A missing or failed baseline could hide the best width-2 net: then the gain cannot hold.
+    complete = len(det_acc) == len(seeds)
+    best_det = max(det_acc.values()) if complete and det_acc else float("nan")
+    result.checks += _cfnn_checks("analytic", analytic, best_det, seeds, ANALYTIC_MIN, (0, 1, 2, 3))
+    result.checks += _cfnn_checks("learned", learned, best_det, seeds, LEARNED_MIN, (0, 2, 3))
+    result.notes.append(
+        "deterministic width-2 nets by seed: "
+        + ", ".join(
+            f"seed {seed}: {acc:.3f}"
+            for seed, acc in sorted(det_acc.items(), key=lambda item: int(item[0]))
+        )
+        + (f" ({len(seeds) - len(det_acc)} missing or failed)" if len(det_acc) < len(seeds) else "")
+    )
 
     widths = group_mean(baselines, "model.net.width", "analysis/acc")
     result.notes.append(
