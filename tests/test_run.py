@@ -130,7 +130,7 @@ def test_resume_after_sigkill_ends_like_an_uninterrupted_run(tmp_path):
 
     _ok(cli("dlt-run", *long, f"hydra.run.dir={run_dir}", "ckpt_path=last", cwd=tmp_path))
     resumed, uninterrupted = _metrics(run_dir)["metrics"], _metrics(reference)["metrics"]
-    for name in ("train/loss", "val/loss", "analysis/err_true", "analysis/energy_drift"):
+    for name in ("train/loss", "val/loss", "analysis/err_true", "analysis/err_imde"):
         assert resumed[name] == pytest.approx(uninterrupted[name], rel=1e-9, abs=1e-12), name
     # offline-run-<time>-<id>: the killed run may not have flushed its records, its dir name is
     # what W&B syncs it by.
