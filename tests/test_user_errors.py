@@ -7,6 +7,8 @@ One table, one check: a new kind of mistake is a new row.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass, field
 
 import pytest
@@ -174,3 +176,18 @@ def test_version_names_the_project_and_its_libraries(tmp_path):
     assert lines[0] == f"dlt_runner {__version__}"
     libraries = {line.split()[0] for line in lines[1:]}
     assert {"torch", "pytorch-lightning", "hydra-core", "wandb"} <= libraries
+
+
+def test_version_imports_no_heavy_library(tmp_path):
+    probe = (
+        "import sys\n"
+        "sys.argv = ['dlt-run', '--version']\n"
+        "from dlt_runner.cli import run_main\n"
+        "run_main()\n"
+        "print('HEAVY', sorted(m for m in ('torch', 'pytorch_lightning', 'wandb') "
+        "if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert "HEAVY []" in result.stdout, result.stdout[-500:] + result.stderr[-500:]
