@@ -154,6 +154,7 @@ def _resolve_checkpoint(ckpt_path: Any, run_dir: Path) -> Path | None:
                 f"ckpt_path=last: no checkpoint at {path}. To resume a run, pass its directory: "
                 f"hydra.run.dir=<that run's dir> ckpt_path=last, or ckpt_path=<path to a .ckpt>"
             )
+        _remove_partial_checkpoints(path.parent)
         return path
     path = Path(str(ckpt_path)).expanduser()
     if not path.is_file():
@@ -167,6 +168,14 @@ def _resolve_checkpoint(ckpt_path: Any, run_dir: Path) -> Path | None:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError(f"ckpt_path={ckpt_path}: not a Lightning checkpoint (no state_dict)")
     return path
+
+
+def _remove_partial_checkpoints(directory: Path) -> None:
+    """A kill during a checkpoint write leaves its temporary file; the resumed run cleans up."""
+    from dlt_runner.core.checkpoint_io import PARTIAL_SUFFIX
+
+    for partial in directory.glob(f".*{PARTIAL_SUFFIX}"):
+        partial.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- build

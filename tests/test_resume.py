@@ -83,6 +83,7 @@ def test_resumed_run_ends_like_the_uninterrupted_one(tmp_path, reference, step, 
 
     resumed = _run(f"hydra.run.dir={run_dir}", "ckpt_path=last", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not list((run_dir / "checkpoints").glob(".*.partial")), "temporary files cleaned"
     expected, got = _metrics(reference), _metrics(run_dir)
     for name in COMPARED:
         assert got[name] == pytest.approx(expected[name], rel=1e-9, abs=0), name
