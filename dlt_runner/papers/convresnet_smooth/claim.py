@@ -75,7 +75,11 @@ def verdict(runs: Sequence[Run]) -> Verdict:
 
     for run in runs:
         if run.status == "ok" and run.get(CLEAN) < COLLAPSED_BELOW:
-            setting = ", ".join(f"{k}={v}" for k, v in sorted(run.overrides.items()))
+            setting = ", ".join(
+                f"{key}={run.overrides[key]}"
+                for key in (WIDTH, BLOCKS, "seed")
+                if key in run.overrides
+            )
             result.notes.append(
                 f"collapsed run ({setting}): clean acc {run.get(CLEAN):.3f}, input-gradient "
                 f"norm {run.get(GRAD):.3f} (a dead, near-constant classifier)"
