@@ -473,8 +473,9 @@ def _fit_test_analyse(cfg: DictConfig, parts: _Parts, resume_from: Path | None) 
                 metrics[key] = float(value)
     if trainer.is_global_zero:
         final = {k: v for k, v in metrics.items() if k.startswith("analysis/")}
-        log_final(parts.loggers, final, trainer.global_step)
-        log_curves(parts.loggers, curves, trainer.global_step)
+        # The last optimiser step (a spawned fit's global_step stays in its workers).
+        log_final(parts.loggers, final, record["timing"]["steps"])
+        log_curves(parts.loggers, curves, record["timing"]["steps"])
     record["metrics"] = metrics
     if curves:
         record["curves"] = curves
@@ -492,12 +493,17 @@ def _single_process_tester(cfg: DictConfig, trainer: Any, loggers: list[Any]) ->
         return trainer
     import pytorch_lightning as pl
 
+    from dlt_runner.core.loggers import OptimiserStepAxis
+
+    # The workers' global_step does not come back to this process; FitTimer's step count does.
+    steps = int(trainer.callback_metrics.get("timing/steps", trainer.global_step))
     return pl.Trainer(
         accelerator=cfg.trainer.accelerator,
         devices=1,
         precision=cfg.trainer.precision,
         inference_mode=trainer.test_loop.inference_mode,
         logger=loggers or False,
+        callbacks=[OptimiserStepAxis(fixed_step=steps)],  # test metrics at the last step
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,

@@ -43,16 +43,18 @@ def sweep(tmp_path_factory) -> Path:
     return sweep_dir
 
 
-def _job_runs(sweep_dir: Path) -> list[OfflineRun]:
+@pytest.fixture(scope="module")
+def job_runs(sweep) -> list[OfflineRun]:
+    """The four jobs' W&B runs, in job order."""
     runs = []
     for job in range(4):
-        (path,) = offline_runs(sweep_dir / str(job))
+        (path,) = offline_runs(sweep / str(job))
         runs.append(read_offline_run(path))
     return runs
 
 
-def test_sweep_groups_names_and_job_types(sweep):
-    runs = _job_runs(sweep)
+def test_sweep_groups_names_and_job_types(sweep, job_runs):
+    runs = job_runs
     assert len({run.group for run in runs}) == 1 and runs[0].group == f"imde_pendulum-{sweep.name}"
     assert {run.job_type for run in runs} == {"model.integrator=euler", "model.integrator=midpoint"}
     assert [run.name for run in runs] == [
@@ -64,8 +66,8 @@ def test_sweep_groups_names_and_job_types(sweep):
     assert all(run.exit_code == 0 and run.tags == ["imde"] for run in runs)
 
 
-def test_series_sit_at_the_optimiser_step_and_val_loss_summary_is_its_minimum(sweep):
-    for job, run in enumerate(_job_runs(sweep)):
+def test_series_sit_at_the_optimiser_step_and_val_loss_summary_is_its_minimum(sweep, job_runs):
+    for job, run in enumerate(job_runs):
         train = run.rows("train/loss")
         steps = [row[STEP_KEY] for row in train]
         # model.log_every_n_steps=100: once per chunk, at the chunk's last optimiser step
@@ -87,8 +89,8 @@ def test_series_sit_at_the_optimiser_step_and_val_loss_summary_is_its_minimum(sw
         assert [int(row["step"]) for row in rows if row.get("analysis/err_true")] == [MAX_STEPS]
 
 
-def test_config_is_what_a_reviewer_filters_by_and_run_files_are_saved(sweep):
-    run = _job_runs(sweep)[3]
+def test_config_is_what_a_reviewer_filters_by_and_run_files_are_saved(sweep, job_runs):
+    run = job_runs[3]
     assert run.config["model"]["integrator"] == "midpoint" and run.config["seed"] == 1
     assert run.config["trainer"]["max_steps"] == MAX_STEPS and run.config["paper"] == "imde"
     assert run.config["choices"]["experiment"] == "imde/pendulum"
