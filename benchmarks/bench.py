@@ -82,6 +82,13 @@ CASES = [
     # Edge-popup scores of 9 frozen random conv nets (widths 8/32/64, 3 seeds) trained side by
     # side: 285 steps of batch 64 on the digits.
     Case("lottery_conv_popup", "lottery_conv/digits", ["test=false"]),
+    # SimCLR on the hypercube: the MLP encoder, 1,000 steps of 2 x 512 views; held-out loss and
+    # linear probe once, at the end (the experiment validates every 128 steps).
+    Case(
+        "contrastive_bias_hypercube",
+        "contrastive_bias/hypercube",
+        ["model=contrastive_bias/mlp", "trainer.check_val_every_n_epoch=1000"],
+    ),
 ]
 
 _DTYPES = {
