@@ -87,3 +87,24 @@ class BumpData(TensorDataModule):
                     "labels": self.standardise(factors),
                 }
         return splits
+
+
+class LatentCodes(TensorDataModule):
+    """Latent codes z ~ N(0, I) for a frozen pretrained generator (paper scale).
+
+    With nothing to train, the generator's decoded reference codes stand for the data: their
+    knowledge sets the range the target extrapolates beyond (reconstruction; the paper's
+    attribute-labelled images need downloads).
+
+    Args:
+        latent_dim: the generator's latent size (512 for StyleGAN2's W space).
+        n_train: reference codes.
+    """
+
+    def __init__(self, latent_dim: int = 512, n_train: int = 2000, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.latent_dim, self.n_train = int(latent_dim), int(n_train)
+
+    def build(self) -> dict[str, Batch]:
+        generator = torch.Generator().manual_seed(self.seed)
+        return {"train": {"z": torch.randn(self.n_train, self.latent_dim, generator=generator)}}

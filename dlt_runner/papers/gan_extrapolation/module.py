@@ -160,12 +160,17 @@ class KnowledgeExtrapolationGAN(RunnerModule):
         generator = self.net["generator"]
         return lambda z: generator(z, labels)
 
+    def _reference(self, datamodule: Any) -> Tensor:
+        """The signals whose knowledge range the target extrapolates beyond: the data."""
+        return datamodule.tensors("train")["x"].to(self.device)
+
     def _extrapolate(self, datamodule: Any) -> dict[str, Any]:
         train = datamodule.tensors("train")
-        data = train["x"].to(self.device)
+        data = self._reference(datamodule)
         heads = self.heads
         target_index = int(heads.target_index)
-        data_knowledge = heads(data).detach()
+        with torch.no_grad():
+            data_knowledge = heads(data)
         target = self.target_factor * float(data_knowledge[:, target_index].max())
         rest = measure.rest_indices(data_knowledge.shape[1], target_index)
         scale = data_knowledge[:, rest].std(0)
@@ -266,3 +271,37 @@ class KnowledgeExtrapolationGAN(RunnerModule):
         if math.isnan(scores[f"c2st_reached_{editor}"]):
             scores.pop(f"c2st_reached_{editor}")
         return scores
+
+
+class PretrainedKnowledgeExtrapolation(KnowledgeExtrapolationGAN):
+    """Paper scale: PKD on a frozen pretrained generator read by pretrained attribute heads.
+
+    Nothing is trained (``trainer.max_steps: 0``); ``net`` is ``GANPlayers(generator)`` with a
+    :class:`~.nets.PretrainedGenerator` and ``heads`` a :class:`~.nets.PretrainedKnowledge`.
+    The target is ``target_factor`` times the largest target attribute over the generator's
+    samples at the datamodule's reference codes (:class:`~.data.LatentCodes`), decoded in
+    batches of ``reference_batch_size`` (reconstruction).
+    """
+
+    def __init__(self, net: nn.ModuleDict, heads: nn.Module, reference_batch_size: int = 32,
+                 **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(net=net, optimizer={}, heads=heads, **kwargs)
+        self.reference_batch_size = int(reference_batch_size)
+        for editor in self.editors:
+            if editor not in VARIANTS + ("naive",):
+                raise ConfigError(
+                    unknown_choice("model.editors entry", editor, (*VARIANTS, "naive"))
+                )
+
+    def configure_optimizers(self) -> None:
+        return None
+
+    def loss(self, batch: Batch, *optimizer_name: str) -> Tensor:
+        raise ConfigError("a pretrained generator is not trained here: set trainer.max_steps=0")
+
+    def _reference(self, datamodule: Any) -> Tensor:
+        codes = datamodule.tensors("train")["z"].to(self.device)
+        with torch.no_grad():
+            return torch.cat(
+                [self.net["generator"](chunk) for chunk in codes.split(self.reference_batch_size)]
+            )

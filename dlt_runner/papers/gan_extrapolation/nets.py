@@ -126,7 +126,8 @@ class PretrainedGenerator(nn.Module):
         self.network = _scripted(
             checkpoint, "generator checkpoint", "model.net.generator.checkpoint"
         )
-        self.network.requires_grad_(False)
+        for parameter in self.network.parameters():
+            parameter.requires_grad_(False)
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         return self.network(z).flatten(1)
@@ -142,7 +143,8 @@ class PretrainedKnowledge(nn.Module):
         self.target_index = int(target_index)
         self.image_shape = tuple(int(s) for s in image_shape)
         self.network = _scripted(checkpoint, "attribute predictor", "model.heads.checkpoint")
-        self.network.requires_grad_(False)
+        for parameter in self.network.parameters():
+            parameter.requires_grad_(False)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.image_shape:
