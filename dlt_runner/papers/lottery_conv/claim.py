@@ -4,7 +4,7 @@ For the conv and the residual variant (Burkholz 2022, Thms 3.2/3.3, reached by e
 search as in Ramanujan et al. 2020):
 
 1. a pruned random net of width 64 matches the trained dense target of width 8: mean popup
-   accuracy (three random nets) >= target accuracy - 0.03;
+   accuracy (six random nets) >= target accuracy - 0.03;
 2. wider random nets contain better tickets: mean popup accuracy at width 64 > at width 8
    (the two ends only: the 32 -> 64 step is flat, equal means at some seeds).
 

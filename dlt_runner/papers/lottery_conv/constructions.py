@@ -419,7 +419,7 @@ def per_parameter_ticket(
         for parameter in (layer.weight, layer.bias):
             if parameter is None:
                 continue
-            values = parameter.detach().double().reshape(-1)
+            values = parameter.detach().double().cpu().reshape(-1)
             scale = max(1.0, float(values.abs().max()))
             bases = _uniform((len(values), rho), -1.0, 1.0, generator)
             if index == 0:
@@ -427,7 +427,9 @@ def per_parameter_ticket(
             result = solve_subset_sum(values / scale, bases, eps, max_size=max_size)
             log.add(result)
             with torch.no_grad():
-                parameter.copy_((result.approximation * scale).reshape(parameter.shape))
+                parameter.copy_(
+                    (result.approximation * scale).reshape(parameter.shape).to(parameter)
+                )
             ticket_params += float(result.size.sum()) * factor
             target_params += int((values.abs() > eps).sum())
     return ticket, {
