@@ -42,7 +42,7 @@ class TopKMask(torch.autograd.Function):
     """m = 1 on the ``round(keep · n)`` largest entries of ``magnitudes``, 0 elsewhere.
 
     Backward is the straight-through estimator: the incoming gradient passes unchanged
-    (Ramanujan et al. 2020, §3, eq. 2 ff.). Call it on ``scores.abs()``.
+    (Ramanujan et al. 2020, edge-popup update). Call it on ``scores.abs()``.
     """
 
     @staticmethod
@@ -131,7 +131,7 @@ class MaskedConv2d(_Supermask, nn.Conv2d):
 
     Args:
         keep: fraction k of the weights kept per layer (hidden-networks' ``prune_rate``; 0.5).
-        weight_init: ``kaiming_normal`` or ``signed_constant`` (Ramanujan et al. 2020, §4).
+        weight_init: ``kaiming_normal`` or ``signed_constant`` (Ramanujan et al. 2020).
         scale: divide the masked weights by sqrt(keep).
         bias: a frozen random bias (PyTorch's default init), masked the same way; edge-popup
             nets have none (default False).

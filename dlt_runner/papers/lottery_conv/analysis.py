@@ -1,5 +1,5 @@
 """The paper's measurements as functions: accuracies, mask statistics, parameter counts,
-constructed tickets and their subset-sum statistics (Burkholz 2022, §4; official
+constructed tickets and their subset-sum statistics (Burkholz 2022, experiments; official
 ``main_cnn.py``, ``main_perturb.py``, ``main_ssa_stats.py``)."""
 
 from __future__ import annotations

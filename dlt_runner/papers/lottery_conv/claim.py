@@ -1,6 +1,6 @@
 """The strong-lottery-ticket claim at CPU scale (runs of ``conf/claim/lottery_conv.yaml``).
 
-For the conv and the residual variant (Burkholz 2022, Thms 3.2/3.3, reached by edge-popup
+For the conv and the residual variant (Burkholz 2022, existence theorems, reached by edge-popup
 search as in Ramanujan et al. 2020):
 
 1. a pruned random net of width 64 matches the trained dense target of width 8: mean popup

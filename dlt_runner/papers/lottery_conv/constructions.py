@@ -1,4 +1,4 @@
-"""Strong lottery tickets built by pruning a random source net (Burkholz 2022, §3, Thms 3.1-3.3).
+"""Strong lottery tickets built by pruning a random source net (Burkholz 2022).
 
 A target CNN ``x -> relu(conv_L(... relu(conv_1(x)) ...)) -> head`` (3x3 convolutions,
 padding 1, biases, ReLU) is rebuilt as a subnetwork of a wider random net, one subset-sum
@@ -16,7 +16,7 @@ problem per target parameter (:mod:`.subset_sum`). The layout follows the offici
   random weights v ~ U(-1, 1) from the copies of its input channel, the bias from the
   constants, and the next ``rho`` constant units as a subset sum ≈ 1.
 
-**L+1** (``prune_conv``, Thm 3.2): input pair for conv_1 (``rho`` output copies + constants),
+**L+1** (``prune_conv``): input pair for conv_1 (``rho`` output copies + constants),
 copy layers for conv_2..conv_L; the last one has one copy and no constants, so the target's
 head applies unchanged. **2L** (``prune_conv_2L``): an input pair (one copy, no constants)
 per target layer.

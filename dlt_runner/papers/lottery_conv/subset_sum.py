@@ -1,6 +1,6 @@
 """Subset-sum approximation: the step every ticket construction repeats per target parameter.
 
-Burkholz 2022 (§2, Lemma 2.4 after Lueker 1998): given n i.i.d. U(-1, 1) numbers, with
+Burkholz 2022 (subset-sum lemma after Lueker 1998): given n i.i.d. U(-1, 1) numbers, with
 n ≥ C log(1/eps) every target in [-1, 1] is, with high probability, within eps of the sum of
 some subset. The official code (RelationalML/LT-existence, ``Utils/pruning.py::exhaustive``)
 searches subsets in order of size and stops at the first one within eps; so does
