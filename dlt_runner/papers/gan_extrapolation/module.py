@@ -153,6 +153,10 @@ class KnowledgeExtrapolationGAN(RunnerModule):
 
     # ------------------------------------------------------------------ analysis
     def analysis(self, datamodule: Any) -> dict[str, Any]:
+        """The editors' measurements; a smoke run (``debug=fast``) edits 100 codes 5 times."""
+        if getattr(datamodule, "smoke", False):
+            self.n_edit, self.iterations = min(self.n_edit, 100), min(self.iterations, 5)
+            self.c2st_k, self.curve_every = min(self.c2st_k, 5), min(self.curve_every, 5)
         with torch.enable_grad():
             return self._extrapolate(datamodule)
 
