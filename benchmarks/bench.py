@@ -89,6 +89,19 @@ CASES = [
         "contrastive_bias/hypercube",
         ["model=contrastive_bias/mlp", "trainer.check_val_every_n_epoch=1000"],
     ),
+    # Two players (named optimisers): a round is a D step with R1 (double backward), then a G
+    # step, each on its own minibatch; the editing analysis is shrunk (it is not timed).
+    Case(
+        "gan_extrapolation_bumps",
+        "gan_extrapolation/bumps",
+        [
+            "trainer.max_steps=1000",
+            "model.editors=[proj]",
+            "model.iterations=2",
+            "model.n_edit=100",
+            "model.c2st_k=5",
+        ],
+    ),
 ]
 
 _DTYPES = {
@@ -142,6 +155,8 @@ def plain_ms_per_step(case: Case, steps: int) -> tuple[float, float]:
     train = datamodule.splits["train"]
     n = len(next(iter(train.values())))
     batch_size = datamodule.batch_size or n
+    if module.optimizer_names:
+        return _plain_rounds(module, train, batch_size, steps)
     optimizer = module.optimizer_factory(module.trainable_parameters())
     scheduler = module.scheduler_factory(optimizer) if module.scheduler_factory else None
     generator = torch.Generator().manual_seed(0)
@@ -165,6 +180,41 @@ def plain_ms_per_step(case: Case, steps: int) -> tuple[float, float]:
             scheduler.step()
     cpu = time.process_time() - started_cpu
     return 1e3 * cpu / steps, 1e3 * (time.perf_counter() - started) / steps
+
+
+def _plain_rounds(module, train, batch_size: int, rounds: int) -> tuple[float, float]:
+    """Several named optimisers (a GAN): each round steps them in the module's order, each on a
+    fresh minibatch, with the other players' parameters frozen while one player's loss is
+    differentiated (as the runner does)."""
+    n = len(next(iter(train.values())))
+    players = {
+        name: (
+            module.optimizer_factory[name](module.trainable_parameters(name)),
+            module.trainable_parameters(name),
+        )
+        for name in module.optimizer_names
+    }
+    generator = torch.Generator().manual_seed(0)
+    order, position = torch.randperm(n, generator=generator), 0
+    started, started_cpu = time.perf_counter(), time.process_time()
+    for _ in range(rounds):
+        for (name,) in module.round.stages:
+            if position + batch_size > n:
+                order, position = torch.randperm(n, generator=generator), 0
+            index = order[position : position + batch_size]
+            position += batch_size
+            batch = {key: tensor[index] for key, tensor in train.items()}
+            for other, (_, parameters) in players.items():
+                for parameter in parameters:
+                    parameter.requires_grad_(other == name)
+            optimizer = players[name][0]
+            optimizer.zero_grad(set_to_none=True)
+            loss = module.loss(batch, name)
+            loss = loss[0] if isinstance(loss, tuple) else loss
+            loss.backward()
+            optimizer.step()
+    cpu = time.process_time() - started_cpu
+    return 1e3 * cpu / rounds, 1e3 * (time.perf_counter() - started) / rounds
 
 
 def measure(case: Case, repeats: int) -> dict[str, float]:
