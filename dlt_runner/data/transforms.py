@@ -51,6 +51,31 @@ class PatchDrop:
         return x * (draws < self.keep).unsqueeze(-1).to(x.dtype)
 
 
+class PatchWindow:
+    """Keep a random contiguous window of ``round(keep * P)`` patches of ``x`` (B, P, d).
+
+    The patch-sequence analogue of a random crop: the window starts at a uniform position and
+    wraps around the end (so every patch is kept with probability ``keep``); the rest is zeroed.
+    At least one patch is kept.
+    """
+
+    def __init__(self, keep: float) -> None:
+        if not 0 < float(keep) <= 1:
+            raise ConfigError(f"patch_window keep must be in (0, 1], got {keep!r}")
+        self.keep = float(keep)
+
+    def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        if x.dim() != 3:
+            raise ValueError(
+                f"patch_window expects (batch, patches, dim), got shape {tuple(x.shape)}"
+            )
+        batch, patches = x.shape[:2]
+        length = max(1, round(self.keep * patches))
+        start = torch.randint(0, patches, (batch, 1), generator=generator, device=x.device)
+        offset = (torch.arange(patches, device=x.device) - start) % patches
+        return x * (offset < length).unsqueeze(-1).to(x.dtype)
+
+
 class RandomCropFlip:
     """Pad by ``padding`` zeros, crop back to (H, W) at a random offset, flip left-right w.p. 1/2.
 
@@ -101,6 +126,7 @@ class TwoViews:
 TRANSFORMS: dict[str, type] = {
     "none": Identity,
     "patch_drop": PatchDrop,
+    "patch_window": PatchWindow,
     "crop_flip": RandomCropFlip,
     "two_views": TwoViews,
 }

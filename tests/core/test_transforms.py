@@ -10,6 +10,7 @@ from dlt_runner.core.module import RunnerModule
 from dlt_runner.data.transforms import (
     TRANSFORMS,
     PatchDrop,
+    PatchWindow,
     RandomCropFlip,
     TwoViews,
     make_transform,
@@ -34,6 +35,23 @@ def test_patch_drop_zeroes_whole_patches_at_the_requested_rate():
     # 20,000 Bernoulli(0.3) draws: standard error 0.0032, so 0.015 is ~5 standard errors.
     assert float(kept.double().mean()) == pytest.approx(0.3, abs=0.015)
     assert torch.equal(PatchDrop(keep=1.0)(x, _generator()), x)
+
+
+def test_patch_window_keeps_one_contiguous_cyclic_window_of_patches():
+    x = torch.rand(300, 8, 5, generator=_generator(1)) + 0.5
+    out = PatchWindow(keep=0.4)(x, _generator())  # round(3.2) = 3 patches
+    kept = (out != 0).all(-1)
+    assert torch.equal(kept, (out != 0).any(-1)), "a patch is dropped whole or kept whole"
+    assert torch.equal(out[kept], x[kept]), "kept patches are unchanged"
+    assert torch.equal(kept.sum(1), torch.full((300,), 3))
+    starts = set()
+    for row in kept:
+        # one run of 3 consecutive positions modulo 8: exactly one start p with p kept, p-1 not
+        begins = [p for p in range(8) if row[p] and not row[p - 1]]
+        assert len(begins) == 1 and all(row[(begins[0] + i) % 8] for i in range(3))
+        starts.add(begins[0])
+    assert starts == set(range(8)), "the window starts anywhere, wrapping around"
+    assert torch.equal(PatchWindow(keep=1.0)(x, _generator()), x)
 
 
 def test_crop_without_flip_is_the_image_shifted_within_the_padding():
