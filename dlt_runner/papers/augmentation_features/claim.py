@@ -1,4 +1,6 @@
-"""Augmentation as feature manipulation at CPU scale, judged on ``conf/claim/augmentation_features.yaml``.
+"""Augmentation as feature manipulation at CPU scale.
+
+Judged on the runs of ``conf/claim/augmentation_features.yaml``:
 
 1. Augmentation makes the cubic patch CNN learn the hard view: hard-only accuracy with patch
    drop (keep 0.5) minus without, aug_gain(cubic) >= 0.2.
@@ -39,8 +41,10 @@ def verdict(runs: Sequence[Run]) -> Verdict:
     )
     result.checks.append(
         Check(
-            f"much weaker for the linear model: aug_gain(cubic) >= aug_gain(linear) + {GAIN_MARGIN}",
-            f"linear hard-only {hard_only(linear, 'no_aug'):.3f} -> {hard_only(linear, 'aug'):.3f}, "
+            "much weaker for the linear model: "
+            f"aug_gain(cubic) >= aug_gain(linear) + {GAIN_MARGIN}",
+            f"linear hard-only {hard_only(linear, 'no_aug'):.3f} -> "
+            f"{hard_only(linear, 'aug'):.3f}, "
             f"gain {gain_linear:+.3f} vs cubic {gain_cubic:+.3f} (n={len(linear)})",
             gain_cubic >= gain_linear + GAIN_MARGIN,
         )

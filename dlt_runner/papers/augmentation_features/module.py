@@ -150,7 +150,7 @@ class PatchAugmentationModule(RunnerModule):
             if split in datamodule.splits
         }
         per_keep: dict[str, list[float]] = {"keeps": list(self.keeps)}
-        for keep, net in zip(self.keeps, self.net, strict=True):
+        for net in self.net:
             for split, tensors in splits.items():
                 value = accuracy(net, tensors["x"].to(net.weight), tensors["y"])
                 per_keep.setdefault(f"{split}_acc", []).append(value)
