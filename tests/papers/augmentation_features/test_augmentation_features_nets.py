@@ -26,7 +26,7 @@ def test_shapes_and_parameters():
     assert [name for name, _ in net.named_parameters()] == ["weight"]
     assert net.weight.shape == (3, 4, 10)
     # N(0, 0.03^2) init: 120 draws, the sample std is within ~20% with overwhelming probability
-    assert float(net.weight.std()) == pytest.approx(0.03, rel=0.2)
+    assert float(net.weight.detach().std()) == pytest.approx(0.03, rel=0.2)
     with pytest.raises(ConfigError, match="cubic, linear, smoothed_relu"):
         PatchCNN(act="quadratic")
 
