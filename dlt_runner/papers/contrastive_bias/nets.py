@@ -12,9 +12,10 @@ Hypercube (paper §3, Example 1, Table 1):
   reconstruction of the paper's "permute instance identities" construction, Appendix C).
 
 No projection head on the hypercube: the loss is applied to the representation itself, as in
-the theory. Images (paper §5, Appendix D.2): :class:`SimCLREncoder`, a backbone followed by the
-projection MLP (one hidden layer of 2048 with batch norm and ReLU, output 1024); the probed
-representation is the projector's output, as in the paper.
+the theory. Images (paper §5, Appendix D.2): :class:`SimCLREncoder`, a backbone (a CIFAR ResNet,
+or the :class:`MLPMixer` the paper contrasts it with) followed by the projection MLP (one hidden
+layer of 2048 with batch norm and ReLU, output 1024); the probed representation is the
+projector's output, as in the paper.
 """
 
 from __future__ import annotations
@@ -106,6 +107,66 @@ class SpuriousEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return involution(_sign(x), self.k, self.mixing)
+
+
+class MixerBlock(nn.Module):
+    """Token mixing then channel mixing, each a pre-norm residual MLP (Tolstikhin et al. 2021,
+    "MLP-Mixer", §2, eq. 1)."""
+
+    def __init__(self, tokens: int, channels: int, token_hidden: int, channel_hidden: int):
+        super().__init__()
+        self.token_norm = nn.LayerNorm(channels)
+        self.token_mlp = nn.Sequential(
+            nn.Linear(tokens, token_hidden), nn.GELU(), nn.Linear(token_hidden, tokens)
+        )
+        self.channel_norm = nn.LayerNorm(channels)
+        self.channel_mlp = nn.Sequential(
+            nn.Linear(channels, channel_hidden), nn.GELU(), nn.Linear(channel_hidden, channels)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:  # x: (B, tokens, channels)
+        x = x + self.token_mlp(self.token_norm(x).transpose(1, 2)).transpose(1, 2)
+        return x + self.channel_mlp(self.channel_norm(x))
+
+
+class MLPMixer(nn.Module):
+    """MLP-Mixer backbone (Tolstikhin et al. 2021): non-overlapping patches embedded linearly,
+    ``depth`` :class:`MixerBlock` s, layer norm and a mean over tokens. One of the architectures
+    the paper compares with ResNet on CIFAR-10 (§5.1); its sizes here are a reconstruction.
+    ``features(x)`` is the pooled vector (``n_features`` = ``channels``).
+    """
+
+    def __init__(
+        self,
+        image_size: int = 32,
+        patch_size: int = 4,
+        in_channels: int = 3,
+        channels: int = 256,
+        depth: int = 8,
+        token_hidden: int = 128,
+        channel_hidden: int = 1024,
+    ) -> None:
+        super().__init__()
+        patch = positive_int("patch_size", patch_size)
+        if positive_int("image_size", image_size) % patch:
+            raise ValueError(f"image_size {image_size} is not a multiple of patch_size {patch}")
+        tokens = (image_size // patch) ** 2
+        self.n_features = positive_int("channels", channels)
+        self.embed = nn.Conv2d(in_channels, channels, kernel_size=patch, stride=patch)
+        self.blocks = nn.Sequential(
+            *(
+                MixerBlock(tokens, channels, token_hidden, channel_hidden)
+                for _ in range(positive_int("depth", depth))
+            )
+        )
+        self.norm = nn.LayerNorm(channels)
+
+    def features(self, x: Tensor) -> Tensor:
+        tokens = self.embed(x).flatten(2).transpose(1, 2)  # (B, tokens, channels)
+        return self.norm(self.blocks(tokens)).mean(dim=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.features(x)
 
 
 class ProjectionMLP(nn.Module):

@@ -20,6 +20,7 @@ from dlt_runner.papers.contrastive_bias.losses import nt_xent
 from dlt_runner.papers.contrastive_bias.nets import (
     LinearEncoder,
     MLPEncoder,
+    MLPMixer,
     PerfectEncoder,
     SimCLREncoder,
     SpuriousEncoder,
@@ -129,3 +130,21 @@ def test_encoder_shapes():
     assert not list(SpuriousEncoder(50, 10).parameters())
     encoder = SimCLREncoder(ResNet(width=4, blocks=1), hidden=32, out_features=16)
     assert encoder(torch.randn(3, 3, 32, 32)).shape == (3, 16)
+
+
+def test_mlp_mixer_backbone_mixes_tokens_and_feeds_the_projector():
+    mixer = MLPMixer(image_size=16, patch_size=4, channels=24, depth=2, token_hidden=8)
+    x = torch.randn(2, 3, 16, 16)
+    assert mixer.features(x).shape == (2, 24)
+    # Token mixing: changing one patch changes every token before pooling, so the pooled
+    # feature moves even when that patch's own embedding is averaged away.
+    block = mixer.blocks[0]
+    tokens = torch.randn(1, 16, 24)
+    changed = tokens.clone()
+    changed[0, 0] += 1.0
+    difference = (block(changed) - block(tokens))[0, 1:].abs().sum(dim=1)
+    assert (difference > 0).all()
+    encoder = SimCLREncoder(mixer, hidden=32, out_features=16)
+    assert encoder(x).shape == (2, 16)
+    with pytest.raises(ValueError, match="multiple"):
+        MLPMixer(image_size=30, patch_size=4)
