@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 TORCH ?= torch
 TORCH_CPU ?= torch==2.13.0+cpu
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
-EXTRAS ?= dev,sweep
+EXTRAS ?= dev,sweep,slurm
 ARGS ?=
 
 .PHONY: install run test test-fast claims bench lint clean browser

@@ -102,11 +102,24 @@ def _hydra_app() -> None:
     import hydra
 
     _check_modes(sys.argv[1:])
+    quiet_launcher_schema_notice()
     _held_errors.clear()
     app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
     app(_job)()
     if _held_errors:
         raise _held_errors.pop()
+
+
+def quiet_launcher_schema_notice() -> None:
+    """conf/hydra/launcher/submitit_{local,slurm}.yaml replace the submitit plugin's presets of
+    the same names (to derive resources from the trainer); Hydra validates them against the
+    plugin's schemas and says so on every launch. The validation is wanted, the notice is not."""
+    import warnings
+
+    warnings.filterwarnings(
+        "ignore",
+        message=r"(?s).*'hydra/launcher/submitit_(local|slurm)' is validated against ConfigStore",
+    )
 
 
 def _report_errors(program: str, main: Callable[[], Any]) -> Any:

@@ -40,6 +40,8 @@ class Runtime:
     job_name: str = "run"
     overrides: list[str] = field(default_factory=list)
     parallel_launcher: bool = False
+    #: Class path of ``hydra.launcher._target_`` (the basic launcher outside Hydra).
+    launcher: str = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
     @classmethod
     def from_hydra(cls, cfg: DictConfig) -> Runtime:
@@ -59,6 +61,7 @@ class Runtime:
             job_name=hydra.job.override_dirname or cfg.task_name,
             overrides=list(hydra.overrides.task),
             parallel_launcher="BasicLauncher" not in launcher,
+            launcher=launcher or cls.launcher,
         )
 
 
@@ -74,6 +77,7 @@ def run(cfg: DictConfig, runtime: Runtime | None = None) -> dict[str, Any]:
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     resume_from = _resolve_checkpoint(cfg.get("ckpt_path"), runtime.run_dir)
     parts = _build(cfg, runtime, resume_from)
+    _log_cluster_environment(parts.trainer)
     _check_model_fits_data(cfg, parts)
     started = time.perf_counter()
     record: dict[str, Any] = {"status": "failed", "metrics": {}}
@@ -102,7 +106,7 @@ def run(cfg: DictConfig, runtime: Runtime | None = None) -> dict[str, Any]:
 def _check(cfg: DictConfig, runtime: Runtime) -> None:
     config_checks.check_selected(cfg)
     config_checks.check_missing(cfg)
-    config_checks.check_strategy(cfg, runtime.multirun)
+    config_checks.check_strategy(cfg, runtime.multirun, runtime.launcher)
     config_checks.check_precision(cfg)
     config_checks.check_optimizers(cfg)
     try:
@@ -125,10 +129,15 @@ def _baseline(overrides: list[str]) -> DictConfig:
 
 
 def _set_threads(threads: Any, runtime: Runtime) -> None:
+    """``threads``: an integer, or ``auto``: under SLURM the CPUs SLURM gave each task
+    (``SLURM_CPUS_PER_TASK``), under another parallel launcher 1, else torch's default."""
     import torch
 
     if threads in (None, "auto"):
-        if runtime.parallel_launcher:
+        slurm_cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
+        if slurm_cpus.isdigit() and int(slurm_cpus) > 0:
+            torch.set_num_threads(int(slurm_cpus))
+        elif runtime.parallel_launcher:
             torch.set_num_threads(1)
         return
     try:
@@ -263,6 +272,21 @@ def _build(cfg: DictConfig, runtime: Runtime, resume_from: Path | None) -> _Part
     # would round resumed float64 weights to float32. Convert first, then restore.
     module = trainer.precision_plugin.convert_module(module)
     return _Parts(datamodule, module, trainer, loggers)
+
+
+def _log_cluster_environment(trainer: Any) -> None:
+    """Name the cluster environment a distributed strategy joined (e.g. Lightning's
+    ``SLURMEnvironment`` under SLURM), unless it is the single-machine default."""
+    environment = getattr(trainer.strategy, "cluster_environment", None)
+    if environment is None or type(environment).__name__ == "LightningEnvironment":
+        return
+    if trainer.is_global_zero:
+        log.info(
+            "cluster environment: %s (%d process(es) on %d node(s))",
+            type(environment).__name__,
+            trainer.world_size,
+            trainer.num_nodes,
+        )
 
 
 def _plugins(trainer_cfg: DictConfig) -> list[Any]:

@@ -2,9 +2,9 @@
 
 Hydra already refuses unknown groups, options and keys. What YAML cannot say, checked here:
 missing required values (``???``), values whose type differs from the default they override
-(``trainer.max_steps=abc``), plain ``ddp`` inside a multirun, a missing experiment, a
-precision below float64 for float64 experiments, and optimiser settings out of range
-(``model.optimizer.lr=-1``).
+(``trainer.max_steps=abc``), plain ``ddp`` inside a multirun run by the basic or joblib
+launcher, a missing experiment, a precision below float64 for float64 experiments, and
+optimiser settings out of range (``model.optimizer.lr=-1``).
 """
 
 from __future__ import annotations
@@ -45,18 +45,35 @@ def check_missing(cfg: DictConfig) -> None:
         )
 
 
-def check_strategy(cfg: DictConfig, multirun: bool) -> None:
-    """Lightning's plain ``ddp`` re-executes argv per rank: inside ``-m`` that re-runs the sweep."""
+#: Launchers that run a sweep's jobs inside the launching command (in its process or in its
+#: worker pool): plain DDP's re-execution of that command line would re-run the whole sweep.
+SWEEP_IN_COMMAND_LAUNCHERS = ("BasicLauncher", "JoblibLauncher")
+
+
+def check_strategy(cfg: DictConfig, multirun: bool, launcher: str = "BasicLauncher") -> None:
+    """Lightning's plain ``ddp`` re-executes argv per rank: inside ``-m`` that re-runs the sweep.
+
+    Only under launchers that run the sweep within the command (``launcher`` is the class
+    path of ``hydra.launcher._target_``). Under submitit each job is its own process tree,
+    started by SLURM (one task per device, which Lightning's SLURM environment joins) or by
+    submitit on this machine.
+    """
     strategy = cfg.get("trainer", {}).get("strategy")
     name = strategy if isinstance(strategy, str) else None
-    if multirun and name in ("ddp", "fsdp"):
+    in_command = any(launcher.endswith(cls) for cls in SWEEP_IN_COMMAND_LAUNCHERS)
+    if multirun and in_command and name in ("ddp", "fsdp"):
         raise ConfigError(
-            f"trainer.strategy={name} cannot run inside a multirun (-m): Lightning re-executes the "
-            "command line once per rank, which would re-run the whole sweep. Use "
-            "trainer.strategy=ddp_spawn (e.g. trainer=ddp_sim on CPUs) or the SLURM launcher "
-            "(hydra/launcher=submitit_slurm, one job per run)."
+            f"trainer.strategy={name} cannot run inside a multirun (-m) with the "
+            f"{launcher.rsplit('.', 1)[-1]}: Lightning re-executes the command line once per "
+            "rank, which would re-run the whole sweep. Use trainer.strategy=ddp_spawn (e.g. "
+            "trainer=ddp_sim on CPUs) or a submitit launcher (hydra/launcher=submitit_slurm on "
+            "a SLURM cluster, submitit_local on this machine: one process tree per job)."
         )
 
+
+#: Words a numeric key also takes (an experiment may set ``threads: 1``; ``threads=auto`` stays
+#: valid).
+_WORDS_ALLOWED = {"threads": ("auto",)}
 
 _TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
 
@@ -73,7 +90,7 @@ def check_override_types(cfg: DictConfig, baseline: DictConfig, overrides: Itera
             continue
         default = OmegaConf.select(baseline, key, default=None, throw_on_missing=False)
         value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
-        if default is None or value is None:
+        if default is None or value is None or value in _WORDS_ALLOWED.get(key, ()):
             continue
         problem = _type_problem(default, value)
         if problem:

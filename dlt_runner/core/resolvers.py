@@ -57,13 +57,56 @@ def run_groups(config_dir: Path | None = None) -> str:
     return "\n".join(lines)
 
 
+#: Lightning strategies that start one process per device themselves (the launcher starts one).
+_SPAWNING = ("ddp_spawn", "ddp_fork", "ddp_notebook")
+
+
+def _strategy_name(strategy: object) -> str:
+    if isinstance(strategy, str):
+        return strategy
+    target = str(getattr(strategy, "get", lambda *_: "")("_target_", "") or "")
+    return target.rsplit(".", 1)[-1].lower()
+
+
+def tasks_per_node(strategy: object, devices: object) -> int:
+    """SLURM tasks per node for a Lightning trainer: one per device under a strategy that SLURM
+    launches (``ddp``, ``fsdp``: Lightning's SLURM environment expects
+    ``--ntasks-per-node`` = ``devices``), else one (a spawning strategy starts its own)."""
+    name = _strategy_name(strategy)
+    if isinstance(devices, int) and devices > 0 and name not in _SPAWNING:
+        return devices
+    return 1
+
+
+def gpus_per_node(accelerator: object, devices: object) -> int | None:
+    """GPUs to reserve per node: ``devices`` on a GPU trainer, none otherwise."""
+    if str(accelerator) in ("gpu", "cuda") and isinstance(devices, int) and devices > 0:
+        return devices
+    return None
+
+
+def cpus_per_task(threads: object) -> int | None:
+    """CPUs per task: ``threads`` when it is a number; ``auto`` leaves the cluster's default
+    (the run then uses the ``SLURM_CPUS_PER_TASK`` it gets)."""
+    return int(threads) if isinstance(threads, int) and not isinstance(threads, bool) else None
+
+
 def register() -> None:
     """``${dlt.unique:}``: this launch's token, used in the run and sweep dir names;
     ``${dlt.progress_refresh:N}``: see :func:`progress_refresh`;
-    ``${dlt.run_groups:}``: see :func:`run_groups`."""
+    ``${dlt.run_groups:}``: see :func:`run_groups`; ``${dlt.tasks_per_node:strategy,devices}``,
+    ``${dlt.gpus_per_node:accelerator,devices}``, ``${dlt.cpus_per_task:threads}``: a SLURM
+    launcher's resources from the trainer (see those functions)."""
     if not OmegaConf.has_resolver("dlt.unique"):
         OmegaConf.register_new_resolver("dlt.unique", lambda: LAUNCH_TOKEN, use_cache=True)
     if not OmegaConf.has_resolver("dlt.progress_refresh"):
         OmegaConf.register_new_resolver("dlt.progress_refresh", progress_refresh)
     if not OmegaConf.has_resolver("dlt.run_groups"):
         OmegaConf.register_new_resolver("dlt.run_groups", lambda: run_groups())
+    for name, function in (
+        ("dlt.tasks_per_node", tasks_per_node),
+        ("dlt.gpus_per_node", gpus_per_node),
+        ("dlt.cpus_per_task", cpus_per_task),
+    ):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)
