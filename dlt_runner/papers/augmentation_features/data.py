@@ -119,6 +119,8 @@ class MultiViewData(TensorDataModule):
         generator = torch.Generator().manual_seed(self.seed + 1)
         splits = {}
         for split, n in self.sizes.items():
+            # debug=fast builds a few images of each split: the run checks wiring, not sizes.
+            n = min(n, 64) if self.smoke else n
             fraction = 0.0 if split == "hard_only" else self.easy_fraction
             if n > 0:
                 splits[split] = multiview_images(
