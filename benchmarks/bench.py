@@ -89,6 +89,9 @@ CASES = [
         "contrastive_bias/hypercube",
         ["model=contrastive_bias/mlp", "trainer.check_val_every_n_epoch=1000"],
     ),
+    # Four copies of the cubic patch CNN (patch drop at keep 1, 0.75, 0.5, 0.25) on one full
+    # batch of 300 multi-view images, 2,000 GD steps, view alignment every 100 steps.
+    Case("augmentation_features_cubic", "augmentation_features/multiview_cubic", ["test=false"]),
     # Two players (named optimisers): a round is a D step with R1 (double backward), then a G
     # step, each on its own minibatch; the editing analysis is shrunk (it is not timed).
     Case(

@@ -90,9 +90,11 @@ class PatchAugmentationModule(RunnerModule):
         return self._features
 
     def loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        # Only real training steps record (a gradient-free call, e.g. a shape check, must not).
+        # Only training steps under a Trainer record (the view directions live in its
+        # datamodule); a gradient-free call, e.g. a shape check, must not.
         due = self.global_step % self.align_every == 0 or not self.align_steps
-        if torch.is_grad_enabled() and due and self.align_steps[-1:] != [self.global_step]:
+        fitting = self._trainer is not None and torch.is_grad_enabled()
+        if fitting and due and self.align_steps[-1:] != [self.global_step]:
             self._record_alignment()
         generator = self.step_generator()
         total, extras = 0.0, {}

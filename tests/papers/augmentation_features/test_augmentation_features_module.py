@@ -64,8 +64,6 @@ def test_full_batch_training_lowers_every_copys_loss():
     generator = torch.Generator().manual_seed(0)
     batch = {"x": torch.randn(64, 4, 12, generator=generator)}
     batch["y"] = (batch["x"][:, :, 0].sum(1) > 0).long()
-    module._record_alignment = lambda: None  # no datamodule outside the runner
-    module.align_steps = [0]
     losses = train_full_batch(module, batch, steps=200)
     assert losses[-1] < 0.5 * losses[0]
 
