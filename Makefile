@@ -13,7 +13,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 EXTRAS ?= dev,sweep,slurm
 ARGS ?=
 
-.PHONY: install run test test-fast claims bench lint clean browser
+.PHONY: install run test test-fast claims bench gpu-check lint clean browser
 
 install: $(STAMP)
 
@@ -47,6 +47,11 @@ claims: install
 
 bench: install
 	$(BIN)/python -m benchmarks.bench $(ARGS)
+
+# Every CPU-scale experiment on one GPU (32-true, bf16-mixed where allowed), DDP and FSDP, vs
+# the CPU run, into GPU.md; exits 0 saying so on a machine without a GPU.
+gpu-check: install
+	$(BIN)/python -m benchmarks.gpu_check $(ARGS)
 
 lint: install
 	$(BIN)/ruff check dlt_runner tests benchmarks
