@@ -109,7 +109,7 @@ def test_experiments_run_through_the_runner_and_return_the_claims_curves(
 # --------------------------------------------------------------------------- verdict
 def _runs(cubic: tuple[float, float], linear: tuple[float, float], align_hard=(0.2, 0.4)):
     runs = []
-    for sweep, (no_aug, aug) in (("cubic", cubic), ("linear", linear)):
+    for act, (no_aug, aug) in (("cubic", cubic), ("linear", linear)):
         metrics = {
             "analysis/hard_only_acc_no_aug": no_aug,
             "analysis/hard_only_acc_aug": aug,
@@ -121,7 +121,8 @@ def _runs(cubic: tuple[float, float], linear: tuple[float, float], align_hard=(0
             "analysis/test_acc_no_aug": 1.0,
             "analysis/test_acc_aug": 0.99,
         }
-        runs.append(Run(sweep, {"seed": "0"}, "ok", metrics, {}, Path(".")))
+        overrides = {"model.net.act": act, "seed": "0"}
+        runs.append(Run("main", overrides, "ok", metrics, {}, Path(".")))
     return runs
 
 
