@@ -71,6 +71,12 @@ def verdict(runs: Sequence[Run]) -> Verdict:
             reached <= reached_naive - REACHED_GAP_MIN,
         ),
     ]
+    per_seed = ", ".join(
+        f"seed {run.overrides.get('seed', '?')}: reach {run.get('analysis/reach_proj'):.3f}, "
+        f"C2ST {run.get('analysis/c2st_proj'):.3f}"
+        for run in main
+    )
+    result.notes.append(f"PKD per GAN ({per_seed}); the checks read the means")
     for editor in ("proj", "pull", "witness", "naive"):
         if any(f"analysis/reach_{editor}" in run.metrics for run in main):
             result.notes.append(_row(main, editor))

@@ -297,6 +297,12 @@ class PretrainedKnowledgeExtrapolation(KnowledgeExtrapolationGAN):
                     unknown_choice("model.editors entry", editor, (*VARIANTS, "naive"))
                 )
 
+    def setup(self, stage: str) -> None:
+        # Read both networks before anything runs: a missing file stops the run with a message
+        # naming its key and paths.data_dir.
+        self.net["generator"].load()
+        self.heads.load()
+
     def configure_optimizers(self) -> None:
         return None
 

@@ -118,35 +118,50 @@ def _scripted(path: str | Path, what: str, key: str) -> torch.jit.ScriptModule:
 
 class PretrainedGenerator(nn.Module):
     """A frozen pretrained generator w -> image saved as TorchScript (paper scale, e.g. StyleGAN2
-    in W space). Its output is flattened to (N, features) for the knowledge heads."""
+    in W space). Its output is flattened to (N, features) for the knowledge heads. The file is
+    read by :meth:`load` (at fit start), so configs compose without it."""
 
     def __init__(self, checkpoint: str, latent_dim: int = 512) -> None:
         super().__init__()
+        self.checkpoint = str(checkpoint)
         self.latent_dim, self.label_dim = int(latent_dim), 0
-        self.network = _scripted(
-            checkpoint, "generator checkpoint", "model.net.generator.checkpoint"
-        )
-        for parameter in self.network.parameters():
-            parameter.requires_grad_(False)
+        self.network: nn.Module | None = None
+
+    def load(self) -> None:
+        if self.network is None:
+            self.network = _scripted(
+                self.checkpoint, "generator checkpoint", "model.net.generator.checkpoint"
+            )
+            for parameter in self.network.parameters():
+                parameter.requires_grad_(False)
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        self.load()
         return self.network(z).flatten(1)
 
 
 class PretrainedKnowledge(nn.Module):
     """Knowledge heads from a pretrained attribute predictor image -> attribute scores, saved as
     TorchScript (paper scale: age, glasses, smile, pose, ... classifiers); ``target_index`` picks
-    the attribute to extrapolate, the others are the remaining knowledge."""
+    the attribute to extrapolate, the others are the remaining knowledge. Read by :meth:`load`."""
 
     def __init__(self, checkpoint: str, target_index: int = 0, image_shape: tuple = ()) -> None:
         super().__init__()
+        self.checkpoint = str(checkpoint)
         self.target_index = int(target_index)
         self.image_shape = tuple(int(s) for s in image_shape)
-        self.network = _scripted(checkpoint, "attribute predictor", "model.heads.checkpoint")
-        for parameter in self.network.parameters():
-            parameter.requires_grad_(False)
+        self.network: nn.Module | None = None
+
+    def load(self) -> None:
+        if self.network is None:
+            self.network = _scripted(
+                self.checkpoint, "attribute predictor", "model.heads.checkpoint"
+            )
+            for parameter in self.network.parameters():
+                parameter.requires_grad_(False)
 
     def forward(self, x: Tensor) -> Tensor:
+        self.load()
         if self.image_shape:
             x = x.reshape(len(x), *self.image_shape)
         return self.network(x)
