@@ -1,4 +1,4 @@
-"""Tensor completion wiring: the data, the module's tracking and analysis, the runner, the verdict."""
+"""Tensor completion wiring: data, the module's tracking and analysis, the runner, the verdict."""
 
 from __future__ import annotations
 
