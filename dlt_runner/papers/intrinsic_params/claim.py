@@ -1,7 +1,7 @@
 """The intrinsic-parameter claim at CPU scale (runs of ``conf/claim/intrinsic_params.yaml``).
 
 Training only a small block between frozen layers classifies nearly as well as training the
-whole network (Shen, Yang & Zhang 2022, experiments of §5, Fig. 4 setting; CPU reconstruction
+whole network (Shen, Yang & Zhang 2022, classification experiments, Fig. 4; CPU reconstruction
 on digits 5-9 with phi_in pre-trained on digits 0-4):
 
 1. the intrinsic net (k = 8, pre-trained phi_in) trains under 5 % of the parameters;

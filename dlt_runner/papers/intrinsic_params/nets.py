@@ -1,10 +1,10 @@
-"""IntrinsicNet = output affine o phi_out o phi_f o phi_in (Shen, Yang & Zhang 2022, §3).
+"""IntrinsicNet = output affine o phi_out o phi_f o phi_in (Shen, Yang & Zhang 2022).
 
-The paper's construction composes a fixed index map phi_in (x -> its grid cell), a block phi_f
-holding the intrinsic parameters (the values of f on the grid, encoded), a fixed decoder
-phi_out, and an f-dependent affine map A_{f,R} onto the range of f. Its experiments (Fig. 4)
-train only a small fully connected block of a CNN whose other layers are random or
-pre-trained. The learned counterpart here (reconstruction):
+The construction behind the paper's main theorem composes a fixed index map phi_in (x -> its
+grid cell), a block phi_f holding the intrinsic parameters (the values of f on the grid,
+encoded), a fixed decoder phi_out, and an f-dependent affine map A_{f,R} onto the range of f.
+Its experiments (Fig. 4) train only a small fully connected block of a CNN whose other layers
+are random or pre-trained. The learned counterpart here (reconstruction):
 
 - ``phi_in``: a conv feature map (3x3 convolutions, ReLU, one average pool, flatten), frozen:
   random at init, or pre-trained on a related task with a throw-away linear head;
