@@ -4,6 +4,8 @@ Writes into the sweep dir:
 - ``summary.csv``: one row per job — its overrides, status and final metrics;
 - ``summary_mean_std.csv`` (and a printed table): mean ± std over ``seed`` per setting;
 - ``plots/<metric>_vs_<key>.png``: each final metric against each swept key;
+- ``plots/curve_<name>.png``: each curve the jobs recorded (``metrics.json`` ``curves``: the
+  paper's accuracy vs width, alignment vs layer, ...), mean ± std over seeds per setting;
 - with ``--html``, ``report.html``: the tables and plots in one self-contained page.
 
 When the jobs logged to W&B, the same tables and plots go to a ``job_type=report`` run of
@@ -155,6 +157,50 @@ def plot_swept(runs: Sequence[Run], out_dir: Path) -> list[Path]:
     return written
 
 
+def plot_curves(runs: Sequence[Run], out_dir: Path) -> list[Path]:
+    """One figure per recorded curve: a line per setting (mean ± std over its seeds).
+
+    Curves are lists against their own index (a layer, a width, a logged step...); runs of a
+    setting whose curves differ in length are drawn up to the shortest.
+    """
+    names = sorted({name for run in runs if run.status == "ok" for name in run.curves})
+    if not names:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keys = swept(runs)
+    written = []
+    for name in names:
+        figure, axis = plt.subplots(figsize=(5, 3.5))
+        drawn = 0
+        for setting, group in sorted(seed_groups(runs).items()):
+            curves = [r.curves[name] for r in group if r.status == "ok" and r.curves.get(name)]
+            if not curves:
+                continue
+            length = min(len(c) for c in curves)
+            columns = [[c[i] for c in curves] for i in range(length)]
+            ys = [mean(column) for column in columns]
+            errors = [stdev(column) if len(column) > 1 else 0.0 for column in columns]
+            chosen = dict(setting)
+            label = ", ".join(f"{k}={chosen.get(k, '')}" for k in keys) or name
+            axis.errorbar(range(length), ys, yerr=errors, fmt="-o", ms=3, capsize=2, label=label)
+            drawn += 1
+        axis.set_xlabel("index")
+        axis.set_ylabel(name)
+        if drawn > 1:
+            axis.legend(fontsize=7)
+        figure.tight_layout()
+        path = out_dir / f"curve_{name.replace('/', '_')}.png"
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+        written.append(path)
+    return written
+
+
 def _is_number(text: str | None) -> bool:
     try:
         float(text)  # type: ignore[arg-type]
@@ -208,7 +254,7 @@ def report(
     written.append(sweep_dir / MEAN_STD_FILE)
     if not quiet:
         _print_table(f"mean ± std over seeds: {sweep_dir}", header, rows)
-    plots = plot_swept(runs, sweep_dir / "plots")
+    plots = plot_swept(runs, sweep_dir / "plots") + plot_curves(runs, sweep_dir / "plots")
     for path in plots:
         say(f"plot: {path}")
     written += plots

@@ -61,3 +61,24 @@ def test_categorical_keys_get_plots_constant_metrics_do_not_and_html_holds_every
     assert "1.5 ± 0.71" in page and "3.5 ± 0.71" in page  # mean ± std per integrator
     assert page.count("<tr>") == 1 + 2 + 1 + 4  # mean ± std table + jobs table, with headers
     assert not (tmp_path / "wandb").exists(), "no W&B report when the jobs did not log to W&B"
+
+
+def test_curves_get_one_plot_each_with_a_line_per_setting(tmp_path):
+    (tmp_path / "multirun.yaml").write_text("{}")
+    for number, (width, seed) in enumerate([(4, 0), (4, 1), (8, 0), (8, 1)]):
+        job = tmp_path / str(number)
+        (job / ".hydra").mkdir(parents=True)
+        OmegaConf.save(
+            OmegaConf.create([f"model.width={width}", f"seed={seed}"]),
+            job / ".hydra" / "overrides.yaml",
+        )
+        curve = [width * (i + seed) for i in range(5)]
+        write_metrics(
+            job, {"status": "ok", "metrics": {"a": 1.0}, "curves": {"analysis/acc": curve}}
+        )
+    from dlt_runner.sweeps.report import plot_curves
+    from dlt_runner.sweeps.runs import load_runs
+
+    paths = plot_curves(load_runs(tmp_path, "s"), tmp_path / "plots")
+    assert [p.name for p in paths] == ["curve_analysis_acc.png"]
+    assert paths[0].stat().st_size > 0
