@@ -82,6 +82,12 @@ CASES = [
     # Edge-popup scores of 9 frozen random conv nets (widths 8/32/64, 3 seeds) trained side by
     # side: 285 steps of batch 64 on the digits.
     Case("lottery_conv_popup", "lottery_conv/digits", ["test=false"]),
+    # Intrinsic-only training: phi_f (k = 8) and the output affine map learn over a frozen conv
+    # phi_in and decoder, 800 steps of batch 64. Random phi_in: the pre-training loop before fit
+    # is not part of the per-step cost compared here.
+    Case(
+        "intrinsic_params_digits", "intrinsic_params/digits", ["test=false", "model.phi_in=random"]
+    ),
     # SimCLR on the hypercube: the MLP encoder, 1,000 steps of 2 x 512 views; held-out loss and
     # linear probe once, at the end (the experiment validates every 128 steps).
     Case(
