@@ -27,7 +27,8 @@ class IntrinsicModule(RunnerModule):
     again (unless ``trainable`` names it) and the head is discarded from the objective. The
     flag ``phi_in_ready`` (a buffer, saved in checkpoints) makes a resumed run skip it.
 
-    Logged per evaluation: ``loss``, ``acc``. ``analysis``: ``test_acc_target_task``,
+    Logged in training: ``train/loss`` and the minibatch accuracy ``train/acc``; per evaluation:
+    ``loss``, ``acc``. ``analysis``: ``test_acc_target_task``,
     ``train_acc``, ``n_trainable``, ``n_total``, ``trainable_fraction``, ``k``,
     ``pretrained`` (1/0); with pre-training ``pretrain_test_acc`` (the head's accuracy on the
     related task's test split) and the curves ``pretrain_loss`` / ``pretrain_acc`` per epoch.
@@ -120,8 +121,10 @@ class IntrinsicModule(RunnerModule):
         self.phi_in_ready.fill_(True)
 
     # ----------------------------------------------------------------- training
-    def loss(self, batch: Batch) -> Tensor:
-        return F.cross_entropy(self.net(batch["x"]), batch["y"])
+    def loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        logits = self.net(batch["x"])
+        accuracy = (logits.argmax(dim=1) == batch["y"]).float().mean()
+        return F.cross_entropy(logits, batch["y"]), {"acc": accuracy}
 
     def evaluate(self, batch: Batch, split: str) -> dict[str, Tensor]:
         logits = self.net(batch["x"])
