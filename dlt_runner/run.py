@@ -13,6 +13,7 @@ a config stays fast.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -119,13 +120,23 @@ def _check(cfg: DictConfig, runtime: Runtime) -> None:
 
 def _baseline(overrides: list[str]) -> DictConfig:
     """The config with the same groups but none of the value overrides (for type checks)."""
-    from hydra import compose
     from hydra.core.global_hydra import GlobalHydra
 
-    groups, _ = config_checks.value_overrides(overrides)
-    if not GlobalHydra.instance().is_initialized():
+    groups, values = config_checks.value_overrides(overrides)
+    if not values or not GlobalHydra.instance().is_initialized():
         return OmegaConf.create()
-    return compose(config_name="config", overrides=[g for g in groups if not g.startswith("hydra")])
+    return _compose_groups(tuple(g for g in groups if not g.startswith("hydra")))
+
+
+@functools.lru_cache(maxsize=8)
+def _compose_groups(groups: tuple[str, ...]) -> DictConfig:
+    """Composed once per process and choice of groups: the jobs of a sweep that a worker runs
+    one after another share it (read only)."""
+    from hydra import compose
+
+    baseline = compose(config_name="config", overrides=list(groups))
+    OmegaConf.set_readonly(baseline, True)
+    return baseline
 
 
 def _set_threads(threads: Any, runtime: Runtime) -> None:

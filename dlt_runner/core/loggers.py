@@ -86,6 +86,31 @@ def log_config(loggers: Sequence[Any], config: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- W&B
+def _skip_unstaged_launch_inputs() -> None:
+    """Spare each run W&B's import of its Launch package when nothing was staged for it.
+
+    ``wandb.init`` ends by applying "launch job inputs", which imports ``wandb.sdk.launch``
+    (about 3 s of CPU, more than a short run's training). Inputs can only have been staged by
+    calling that package (``wandb.sdk.launch.manage_config_file`` and friends), which imports
+    it first; while it is not imported there is nothing to apply, and the step is skipped.
+    Once it is imported, W&B's own method runs unchanged.
+    """
+    import sys
+
+    from wandb.sdk import wandb_run
+
+    original = wandb_run.Run.__dict__.get("_detect_and_apply_job_inputs")
+    if original is None or getattr(original, "_dlt_guarded", False):
+        return
+
+    def detect_and_apply_job_inputs(run: Any) -> None:
+        if "wandb.sdk.launch" in sys.modules:
+            original(run)
+
+    detect_and_apply_job_inputs._dlt_guarded = True  # type: ignore[attr-defined]
+    wandb_run.Run._detect_and_apply_job_inputs = detect_and_apply_job_inputs
+
+
 class WandbLogger(_LightningWandbLogger):
     """Lightning's W&B logger, shaped for review.
 
@@ -111,6 +136,8 @@ class WandbLogger(_LightningWandbLogger):
 
     @property
     def experiment(self) -> Any:
+        if self._experiment is None:
+            _skip_unstaged_launch_inputs()
         experiment = super().experiment
         if not self._summaries_defined and hasattr(experiment, "define_metric"):
             self._summaries_defined = True

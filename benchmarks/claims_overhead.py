@@ -1,0 +1,57 @@
+"""What a claim grid costs beyond training: ``dlt-claims <paper>`` wall time vs its jobs' fits.
+
+Reads finished ``dlt-claims`` outputs (``outputs/claims/<start>_<pid>_<paper>/`` with
+``claims.md``): the wall time is from the start in the folder's name to ``claims.md``'s last
+write; each job's ``metrics.json`` gives its fit time (``timing.fit_seconds``) and its whole
+``run()`` time (``seconds``). The newest finished invocation of each paper is listed.
+
+    python -m benchmarks.claims_overhead [outputs/claims]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+
+def invocation(folder: Path) -> dict | None:
+    verdict = folder / "claims.md"
+    if not verdict.exists():
+        return None
+    stamp, _, rest = folder.name.partition("_")
+    clock, _, rest = rest.partition("_")
+    paper = rest.partition("_")[2]
+    started = dt.datetime.strptime(f"{stamp}_{clock}", "%Y-%m-%d_%H-%M-%S")
+    wall = verdict.stat().st_mtime - started.timestamp()
+    fits, runs, jobs = 0.0, 0.0, 0
+    for path in folder.rglob("metrics.json"):
+        record = json.loads(path.read_text())
+        fits += record.get("timing", {}).get("fit_seconds", 0.0)
+        runs += record.get("seconds", 0.0)
+        jobs += 1
+    return {"paper": paper, "jobs": jobs, "wall": wall, "fit": fits, "run": runs}
+
+
+def table(root: Path) -> str:
+    newest: dict[str, dict] = {}
+    for folder in sorted(root.iterdir()):  # names start with the time: later ones win
+        row = invocation(folder) if folder.is_dir() else None
+        if row and row["jobs"]:
+            newest[row["paper"]] = row
+    lines = [
+        "| paper | jobs | wall s | sum of fit s | sum of run() s | wall / sum of fits |",
+        "|---|---|---|---|---|---|",
+    ]
+    for paper, row in sorted(newest.items()):
+        ratio = row["wall"] / row["fit"] if row["fit"] else float("nan")
+        lines.append(
+            f"| {paper} | {row['jobs']} | {row['wall']:.0f} | {row['fit']:.1f} | "
+            f"{row['run']:.1f} | {ratio:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(table(Path(sys.argv[1] if len(sys.argv) > 1 else "outputs/claims")))
