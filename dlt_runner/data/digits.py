@@ -132,3 +132,74 @@ class DigitsData(TensorDataModule):
         flip = train[torch.rand(len(train), generator=generator) < self.label_noise]
         y[flip] = torch.randint(0, n_classes, (len(flip),), generator=generator)
         return y
+
+
+def stratified_images(test_size: float = 0.33, split_seed: int = 0):
+    """Digits as (N, 1, 8, 8) pixels / 16 in [0, 1], split by sklearn's stratified
+    ``train_test_split(test_size, random_state=split_seed)``: 1,203 / 594 images at 0.33.
+
+    Returns numpy arrays ``x_train, x_test, y_train, y_test``. The split is the one the
+    image papers' reference code uses; ``split_seed`` is fixed across run seeds, so seeds vary
+    only the initialisation and the batches.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < float(test_size) < 1.0:
+        raise ConfigError(f"data.test_size must be in (0, 1), got {test_size}")
+    digits = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(
+        digits.images[:, None] / 16.0,
+        digits.target,
+        test_size=float(test_size),
+        random_state=int(split_seed),
+        stratify=digits.target,
+    )
+    return x_train, x_test, y_train, y_test
+
+
+class DigitsImages(TensorDataModule):
+    """Digits as images ``x`` (N, 1, 8, 8) in [0, 1] and ``y`` (class index), stratified split.
+
+    No standardisation: an L-infinity attack's box is [0, 1] and pixel scale is the unit of its
+    radius. Splits ``train`` and ``test``, and ``val`` when ``n_val > 0``.
+
+    Args:
+        test_size: share of the 1,797 images held out, stratified by class.
+        split_seed: ``random_state`` of the split (fixed across run seeds).
+        n_val: the first n training images become a ``val`` split (model selection, search).
+        n_train: keep only the first n of the remaining training images (``null``: all).
+    """
+
+    def __init__(
+        self,
+        test_size: float = 0.33,
+        split_seed: int = 0,
+        n_val: int = 0,
+        n_train: int | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.test_size = float(test_size)
+        self.split_seed = int(split_seed)
+        if int(n_val) < 0:
+            raise ConfigError(f"data.n_val must be >= 0, got {n_val}")
+        self.n_val = int(n_val)
+        self.n_train = None if n_train is None else int(n_train)
+
+    def build(self) -> dict[str, Batch]:
+        x_train, x_test, y_train, y_test = stratified_images(self.test_size, self.split_seed)
+        rest = slice(self.n_val, None if self.n_train is None else self.n_val + self.n_train)
+        splits = {
+            "train": (x_train[rest], y_train[rest]),
+            "val": (x_train[: self.n_val], y_train[: self.n_val]),
+            "test": (x_test, y_test),
+        }
+        return {
+            name: {
+                "x": torch.as_tensor(x, dtype=torch.float32),
+                "y": torch.as_tensor(y, dtype=torch.long),
+            }
+            for name, (x, y) in splits.items()
+            if len(x)
+        }

@@ -17,7 +17,7 @@ from dlt_runner.papers.lottery_conv.analysis import (
     ticket_report,
     unmasked,
 )
-from dlt_runner.papers.lottery_conv.data import DigitsImages
+from dlt_runner.data.digits import DigitsImages
 from dlt_runner.papers.lottery_conv.module import LotteryModule
 from dlt_runner.papers.lottery_conv.nets import (
     NetGrid,
