@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from dlt_runner.core.errors import ConfigError
+from dlt_runner.data.digits import DigitsImages
 from dlt_runner.nn.resnet import ConvResNet
 from dlt_runner.papers.convresnet_smooth.claim import verdict
-from dlt_runner.data.digits import DigitsImages
 from dlt_runner.papers.convresnet_smooth.module import AdversarialTraining
 from dlt_runner.sweeps.runs import Run
 

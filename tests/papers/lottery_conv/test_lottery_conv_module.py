@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from dlt_runner.core.errors import ConfigError
+from dlt_runner.data.digits import DigitsImages
 from dlt_runner.nn.masked import MaskedConv2d, MaskedLinear, supermask_layers
 from dlt_runner.papers.lottery_conv import claim
 from dlt_runner.papers.lottery_conv.analysis import (
@@ -17,7 +18,6 @@ from dlt_runner.papers.lottery_conv.analysis import (
     ticket_report,
     unmasked,
 )
-from dlt_runner.data.digits import DigitsImages
 from dlt_runner.papers.lottery_conv.module import LotteryModule
 from dlt_runner.papers.lottery_conv.nets import (
     NetGrid,
