@@ -36,10 +36,14 @@ def _length(split: Batch) -> int:
 
 
 class TrainChunks:
-    """Training iterable: chunks of minibatches, shuffled per epoch, sharded across ranks.
+    """Training iterable: chunks of minibatches, shuffled per data pass, sharded across ranks.
 
-    The permutation depends only on ``(seed, epoch)``, so a run resumed from an epoch-end
-    checkpoint draws exactly the batches an uninterrupted run would.
+    One iteration (a Lightning *epoch*) is one pass over the data, or, when ``steps_per_call``
+    holds several passes (``steps_per_call >= 2 ×`` the minibatches of a pass), that many whole
+    passes: Lightning's per-epoch bookkeeping (≈ 2.5 ms) is then paid once per chunk even when
+    a pass is only a few small steps. Each pass draws its own permutation, which depends only on
+    ``(seed, pass index)``, so a run resumed from an epoch-end checkpoint draws exactly the
+    batches an uninterrupted run would.
     """
 
     def __init__(
@@ -63,11 +67,23 @@ class TrainChunks:
         self.rank, self.world_size = rank, world_size
         self.shuffle = shuffle
 
+    def steps_per_pass(self) -> int:
+        """Minibatches in one pass over the data (1 when full-batch)."""
+        if self.full_batch:
+            return 1
+        return math.ceil(self.n / (self.batch_size * self.world_size))
+
+    def passes_per_epoch(self) -> int:
+        """Whole data passes in one Lightning epoch (1 unless a chunk holds several)."""
+        if self.full_batch:
+            return 1
+        return max(1, self.steps_per_call // self.steps_per_pass())
+
     def steps_per_epoch(self) -> int:
-        """Optimiser steps in one epoch: one pass over the data, or one chunk when full-batch."""
+        """Optimiser steps in one epoch: its passes over the data, or one chunk when full-batch."""
         if self.full_batch:
             return self.steps_per_call
-        return math.ceil(self.n / (self.batch_size * self.world_size))
+        return self.passes_per_epoch() * self.steps_per_pass()
 
     def __len__(self) -> int:
         return math.ceil(self.steps_per_epoch() / self.steps_per_call)
@@ -78,17 +94,22 @@ class TrainChunks:
             for _ in range(len(self)):
                 yield [batch] * self.steps_per_call
             return
-        order = self._order()
-        steps = self.steps_per_epoch()
-        batches = [self._take(order, step) for step in range(steps)]
-        for start in range(0, steps, self.steps_per_call):
-            yield batches[start : start + self.steps_per_call]
+        passes, chunk = self.passes_per_epoch(), []
+        for data_pass in range(self.epoch() * passes, (self.epoch() + 1) * passes):
+            order = self._order(data_pass)
+            for step in range(self.steps_per_pass()):
+                chunk.append(self._take(order, step))
+                if len(chunk) == self.steps_per_call:
+                    yield chunk
+                    chunk = []
+        if chunk:
+            yield chunk
 
-    def _order(self) -> Tensor:
+    def _order(self, data_pass: int) -> Tensor:
         device = next(iter(self.data.values())).device
         if not self.shuffle:
             return torch.arange(self.n, device=device)
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch())
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + data_pass)
         return torch.randperm(self.n, generator=generator).to(device)
 
     def _take(self, order: Tensor, step: int) -> Batch:

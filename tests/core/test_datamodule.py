@@ -57,3 +57,21 @@ def test_eval_batches_keep_order():
     batches = list(EvalBatches(_data(7), batch_size=3))
     assert [len(b["x"]) for b in batches] == [3, 3, 1]
     assert torch.cat([b["x"] for b in batches]).tolist() == list(range(7))
+
+
+def test_a_chunk_of_several_passes_draws_each_pass_as_its_own_permutation():
+    # 10 rows in minibatches of 3 -> 4 steps a pass; 8 steps a call hold 2 whole passes.
+    epoch = {"value": 0}
+    loader = TrainChunks(_data(10), 3, steps_per_call=8, seed=2, epoch=lambda: epoch["value"])
+    assert loader.passes_per_epoch() == 2 and loader.steps_per_epoch() == 8 and len(loader) == 1
+    (chunk,) = list(loader)
+    for data_pass in (chunk[:4], chunk[4:]):
+        assert sorted(torch.cat([b["x"] for b in data_pass]).tolist()) == list(range(10))
+    # The same passes, one per epoch, with a chunk of one pass: epochs 0 and 1 there are the
+    # two passes of epoch 0 here.
+    single = TrainChunks(_data(10), 3, steps_per_call=4, seed=2, epoch=lambda: epoch["value"])
+    per_pass = []
+    for value in (0, 1):
+        epoch["value"] = value
+        per_pass += [b["x"] for c in single for b in c]
+    assert all(torch.equal(a["x"], b) for a, b in zip(chunk, per_pass, strict=True))
