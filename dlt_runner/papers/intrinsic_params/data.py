@@ -23,6 +23,7 @@ import torch
 
 from dlt_runner.core.datamodule import Batch, TensorDataModule
 from dlt_runner.core.errors import ConfigError
+from dlt_runner.data.digits import stratified_images
 from dlt_runner.data.vision import VisionData
 
 
@@ -53,23 +54,13 @@ class RelatedDigits(TensorDataModule):
         self.split_seed = int(split_seed)
 
     def build(self) -> dict[str, Batch]:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-
-        digits = load_digits()
-        x_train, x_test, y_train, y_test = train_test_split(
-            digits.data / 16.0,
-            digits.target,
-            test_size=self.test_size,
-            random_state=self.split_seed,
-            stratify=digits.target,
-        )
+        x_train, x_test, y_train, y_test = stratified_images(self.test_size, self.split_seed)
         target, related = self.target_classes, self.related_classes
         return {
-            "train": task_subset(x_train.reshape(-1, 1, 8, 8), y_train, target),
-            "test": task_subset(x_test.reshape(-1, 1, 8, 8), y_test, target),
-            "pretrain": task_subset(x_train.reshape(-1, 1, 8, 8), y_train, related),
-            "pretrain_test": task_subset(x_test.reshape(-1, 1, 8, 8), y_test, related),
+            "train": task_subset(x_train, y_train, target),
+            "test": task_subset(x_test, y_test, target),
+            "pretrain": task_subset(x_train, y_train, related),
+            "pretrain_test": task_subset(x_test, y_test, related),
         }
 
 
