@@ -232,6 +232,7 @@ def _build(cfg: DictConfig, runtime: Runtime, resume_from: Path | None) -> _Part
     from dlt_runner.core.callbacks import (
         DivergenceGuard,
         FitTimer,
+        LastMetrics,
         LoggerCheckpointState,
         RandomState,
     )
@@ -250,8 +251,9 @@ def _build(cfg: DictConfig, runtime: Runtime, resume_from: Path | None) -> _Part
     if not any(isinstance(c, DivergenceGuard) for c in callbacks):
         callbacks.append(DivergenceGuard())
     callbacks.append(FitTimer())
-    # Exact resume: every random stream and the loggers' history travel with the checkpoint.
-    callbacks += [RandomState(), LoggerCheckpointState()]
+    # Exact resume: every random stream, the loggers' history and the last logged values
+    # travel with the checkpoint.
+    callbacks += [RandomState(), LoggerCheckpointState(), LastMetrics()]
     callbacks.append(OptimiserStepAxis())
 
     logger_cfg = cfg.get("logger") or OmegaConf.create({})

@@ -94,3 +94,27 @@ def test_resumed_run_ends_like_the_uninterrupted_one(tmp_path, reference, step, 
         for key, value in expected_row.items():
             if value and key != "epoch":
                 assert float(row[key]) == pytest.approx(float(value), rel=1e-9, abs=0), key
+
+
+def test_a_run_resumed_from_its_final_checkpoint_reports_the_same_metrics(compose, tmp_path):
+    """Killed after its last checkpoint (in the final test or analysis), a run resumes with no
+    step left to train; its final record must still hold the last logged values."""
+    from dlt_runner.run import Runtime, run
+
+    overrides = [
+        "experiment=imde/pendulum",
+        "trainer.max_steps=200",
+        "trainer.check_val_every_n_epoch=1",
+        "model.energy_horizon=0",
+        "model.trajectory_horizon=0",
+        "logger=csv",
+        "threads=1",
+    ]
+    first = run(compose(*overrides), Runtime(run_dir=tmp_path / "run"))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    resumed = run(
+        compose(*overrides, f"ckpt_path={last}", f"paths.run_dir={tmp_path / 'again'}"),
+        Runtime(run_dir=tmp_path / "again"),
+    )
+    for name in ("train/loss", "val/loss", "analysis/err_imde"):
+        assert resumed["metrics"][name] == first["metrics"][name], name

@@ -235,5 +235,36 @@ class LoggerCheckpointState(pl.Callback):
                 logger.restore_checkpoint_state(state)
 
 
+class LastMetrics(pl.Callback):
+    """Checkpoint the last logged values (``train/loss``, ``val/loss``...) with the weights.
+
+    Lightning keeps them in ``trainer.callback_metrics``, which no checkpoint holds: a run
+    killed after its last checkpoint (during the final test or analysis) and resumed from it
+    trains no further step, and would end without them. Values logged after the resume
+    replace the restored ones; timing and divergence records are the resumed fit's own.
+    """
+
+    KEY = "last_metrics"
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint[self.KEY] = {
+            name: float(value)
+            for name, value in trainer.callback_metrics.items()
+            if not name.startswith(TIMING_PREFIX) and name != DIVERGED_KEY and value.numel() == 1
+        }
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self._restored = dict(checkpoint.get(self.KEY, {}))
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # on_fit_end, not on_train_end: a fit resumed at max_steps skips the training loop.
+        for name, value in getattr(self, "_restored", {}).items():
+            trainer.callback_metrics.setdefault(name, torch.tensor(value, dtype=torch.float64))
+
+
 def _logger_key(index: int, logger: Any) -> str:
     return f"{index}:{type(logger).__name__}"
