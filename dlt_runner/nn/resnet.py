@@ -71,6 +71,15 @@ def per_stage(blocks: int | Sequence[int], stages: int) -> list[int]:
     return counts
 
 
+def _conv(
+    conv_layer: ConvFactory, in_channels: int, out_channels: int, size: int, stride: int, bias: bool
+) -> nn.Module:
+    """A ``size`` x ``size`` convolution that keeps the map size at stride 1 (padding size // 2)."""
+    return conv_layer(
+        in_channels, out_channels, kernel_size=size, stride=stride, padding=size // 2, bias=bias
+    )
+
+
 class BasicBlock(nn.Module):
     """Post-activation basic block (He et al. 2016, CVPR, Fig. 2 and §4.2).
 
@@ -91,21 +100,15 @@ class BasicBlock(nn.Module):
         super().__init__()
         make_norm = choose("norm", norm, NORMS)
         bias = norm == "none"
-        self.conv1 = conv_layer(
-            in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=bias
-        )
+        self.conv1 = _conv(conv_layer, in_channels, out_channels, 3, stride, bias)
         self.norm1 = make_norm(out_channels)
-        self.conv2 = conv_layer(
-            out_channels, out_channels, kernel_size=3, stride=1, padding=1, bias=bias
-        )
+        self.conv2 = _conv(conv_layer, out_channels, out_channels, 3, 1, bias)
         self.norm2 = make_norm(out_channels)
         self.activation = get_activation(activation)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(
-                conv_layer(
-                    in_channels, out_channels, kernel_size=1, stride=stride, padding=0, bias=bias
-                ),
+                _conv(conv_layer, in_channels, out_channels, 1, stride, bias),
                 make_norm(out_channels),
             )
 
@@ -136,19 +139,13 @@ class PreActBlock(nn.Module):
         make_norm = choose("norm", norm, NORMS)
         bias = norm == "none"
         self.norm1 = make_norm(in_channels)
-        self.conv1 = conv_layer(
-            in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=bias
-        )
+        self.conv1 = _conv(conv_layer, in_channels, out_channels, 3, stride, bias)
         self.norm2 = make_norm(out_channels)
-        self.conv2 = conv_layer(
-            out_channels, out_channels, kernel_size=3, stride=1, padding=1, bias=bias
-        )
+        self.conv2 = _conv(conv_layer, out_channels, out_channels, 3, 1, bias)
         self.activation = get_activation(activation)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
-            self.shortcut = conv_layer(
-                in_channels, out_channels, kernel_size=1, stride=stride, padding=0, bias=bias
-            )
+            self.shortcut = _conv(conv_layer, in_channels, out_channels, 1, stride, bias)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.conv1(self.activation(self.norm1(x)))
