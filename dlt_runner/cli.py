@@ -290,7 +290,14 @@ def run_main() -> None:
     if "--version" in sys.argv[1:]:
         print(version_text())
         return
-    _report_errors("dlt-run", _hydra_app)
+    from dlt_runner.core.startup import collector_paused
+
+    if {"-m", "--multirun"} & set(sys.argv[1:]):
+        # This process composes and launches jobs, and may live long: it keeps collecting.
+        _report_errors("dlt-run", _hydra_app)
+        return
+    with collector_paused():  # until the run's imports are done (see core/startup.py)
+        _report_errors("dlt-run", _hydra_app)
 
 
 def claims_main(argv: list[str] | None = None) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dlt_runner.core import config_checks
+from dlt_runner.core import config_checks, startup
 from dlt_runner.core.errors import ConfigError
 from dlt_runner.core.metrics_file import write_metrics
 
@@ -70,6 +70,7 @@ def run(cfg: DictConfig, runtime: Runtime | None = None) -> dict[str, Any]:
     """Fit, test and analyse one configured experiment; returns its ``metrics.json`` record."""
     runtime = runtime or Runtime.from_hydra(cfg)
     _check(cfg, runtime)
+    startup.import_for(cfg)
     _set_threads(cfg.get("threads", "auto"), runtime)
     _quiet_libraries()
 
