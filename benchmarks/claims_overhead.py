@@ -4,6 +4,9 @@ Reads finished ``dlt-claims`` outputs (``outputs/claims/<start>_<pid>_<paper>/``
 ``claims.md``): the wall time is from the start in the folder's name to ``claims.md``'s last
 write; each job's ``metrics.json`` gives its fit time (``timing.fit_seconds``) and its whole
 ``run()`` time (``seconds``). The newest finished invocation of each paper is listed.
+The papers of a ``dlt-claims all`` (``<start>_<pid>_all/<paper>/``) are listed as ``all:
+<paper>`` rows, with the wall time from the first sweep's start (its ``multirun.yaml``) to
+the last job's ``metrics.json``: that excludes the verdict and the reports.
 
     python -m benchmarks.claims_overhead [outputs/claims]
 """
@@ -34,12 +37,36 @@ def invocation(folder: Path) -> dict | None:
     return {"paper": paper, "jobs": jobs, "wall": wall, "fit": fits, "run": runs}
 
 
+def papers_of_all(folder: Path) -> list[dict]:
+    """One row per paper folder of a finished ``dlt-claims all`` (from its files' times)."""
+    rows = []
+    for paper in sorted(p for p in folder.iterdir() if p.is_dir()):
+        starts = [p.stat().st_mtime for p in paper.rglob("multirun.yaml")]
+        records = list(paper.rglob("metrics.json"))
+        if not starts or not records:
+            continue
+        ends = [p.stat().st_mtime for p in records]
+        jobs = [json.loads(p.read_text()) for p in records]
+        rows.append(
+            {
+                "paper": f"all: {paper.name}",
+                "jobs": len(jobs),
+                "wall": max(ends) - min(starts),
+                "fit": sum(r.get("timing", {}).get("fit_seconds", 0.0) for r in jobs),
+                "run": sum(r.get("seconds", 0.0) for r in jobs),
+            }
+        )
+    return rows
+
+
 def table(root: Path) -> str:
     newest: dict[str, dict] = {}
     for folder in sorted(root.iterdir()):  # names start with the time: later ones win
         row = invocation(folder) if folder.is_dir() else None
         if row and row["jobs"]:
             newest[row["paper"]] = row
+        if row and row["paper"] == "all":
+            newest.update({r["paper"]: r for r in papers_of_all(folder)})
     lines = [
         "| paper | jobs | wall s | sum of fit s | sum of run() s | wall / sum of fits |",
         "|---|---|---|---|---|---|",
