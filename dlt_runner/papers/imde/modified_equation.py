@@ -4,13 +4,13 @@ Training a Neural ODE with a one-step integrator Psi_h on exact flow data drives
 the IMDE f_h, defined by Psi_h[f_h] = phi_h[f] as a power series in the sub-step h.
 The integrators declare the series' coefficients on elementary differentials
 (`Integrator.imde_series`); this module evaluates those differentials generically with nested
-forward-mode derivatives (`torch.func.jvp`), so the same code serves the pendulum, the damped
-cubic oscillator, Lorenz, or a trained network.
+directional derivatives (:func:`first_derivative`), so the same code serves the pendulum, the
+damped cubic oscillator, Lorenz, or a trained network.
 
 Notation: f^{(k)}(x)(v_1, ..., v_k) is the k-th derivative of f at x applied to the vectors v_i,
 so f'f = f'(x) f(x), f''(f,f) = f''(x)(f(x), f(x)), f'f''(f,f) = f'(x) f''(x)(f(x), f(x)), etc.
-Batched states (..., dim) are handled by one batched jvp, which is exact when f acts row by row
-(an MLP does; a layer that mixes the batch, like batch norm, does not).
+Batched states (..., dim) are handled by one batched derivative, which is exact when f acts row
+by row (an MLP does; a layer that mixes the batch, like batch norm, does not).
 """
 
 from __future__ import annotations
@@ -19,24 +19,46 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
-from torch.func import jvp
 
 from dlt_runner.papers.imde.integrators import Integrator, VectorField, get_integrator
 
 
 def first_derivative(f: VectorField, x: Tensor, v: Tensor) -> Tensor:
-    """f'(x) v."""
-    return jvp(f, (x,), (v,))[1]
+    """f'(x) v, by two reverse-mode passes ("double backward", as `torch.autograd.functional.jvp`).
+
+    g(w) = f'(x)^T w is linear in a dummy w, so the gradient of <g(w), v> with respect to w is
+    f'(x) v. Both passes build graphs, so the result can be differentiated again (the nested
+    derivatives below). Called on a state that does not require gradients, it starts from a
+    fresh leaf and returns a plain tensor; called inside another derivative, it stays connected.
+    On the tiny batches of the analysis this is about 15x faster than nested forward mode
+    (`torch.func.jvp`), whose zero tangents go through Python reference kernels.
+    """
+    nested = x.requires_grad
+    with torch.enable_grad():
+        point = x if nested else x.detach().requires_grad_(True)
+        value = f(point)
+        if not value.requires_grad:  # f does not depend on x: f'(x) = 0
+            return torch.zeros_like(value)
+        dummy = torch.zeros_like(value, requires_grad=True)
+        (transposed,) = torch.autograd.grad(
+            value, point, dummy, create_graph=True, materialize_grads=True
+        )
+        if not transposed.requires_grad:  # f'(x)^T w does not depend on w: f'(x) = 0
+            return torch.zeros_like(value)
+        (derivative,) = torch.autograd.grad(
+            transposed, dummy, v, create_graph=nested, materialize_grads=True
+        )
+    return derivative if nested else derivative.detach()
 
 
 def second_derivative(f: VectorField, x: Tensor, u: Tensor, v: Tensor) -> Tensor:
     """f''(x)(u, v): the derivative of y -> f'(y) v along u, with u and v held fixed."""
-    return jvp(lambda y: first_derivative(f, y, v), (x,), (u,))[1]
+    return first_derivative(lambda y: first_derivative(f, y, v), x, u)
 
 
 def third_derivative(f: VectorField, x: Tensor, u: Tensor, v: Tensor, w: Tensor) -> Tensor:
     """f'''(x)(u, v, w)."""
-    return jvp(lambda y: second_derivative(f, y, v, w), (x,), (u,))[1]
+    return first_derivative(lambda y: second_derivative(f, y, v, w), x, u)
 
 
 def lie_bracket(field_x: VectorField, field_y: VectorField) -> VectorField:

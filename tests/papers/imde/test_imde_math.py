@@ -274,6 +274,40 @@ def test_pendulum_differentials_match_the_official_hand_derived_ones():
         )
 
 
+def test_derivatives_of_a_network_match_nested_forward_mode_and_stay_plain_tensors():
+    """The double-backward derivatives equal torch.func.jvp's, nested to third order, on a net
+    whose parameters require gradients; the results carry no graph and leave .grad alone."""
+    from torch.func import jvp
+
+    from dlt_runner.papers.imde.modified_equation import (
+        first_derivative,
+        second_derivative,
+        third_derivative,
+    )
+
+    net = tiny_mlp(F64, seed=3)
+    x, u, v, w = torch.randn(4, 5, 2, dtype=F64, generator=torch.Generator().manual_seed(1))
+    d1 = lambda f, y, a: jvp(f, (y,), (a,))[1]
+    expected = {
+        "first": d1(net, x, u),
+        "second": d1(lambda y: d1(net, y, v), x, u),
+        "third": d1(lambda y: d1(lambda z: d1(net, z, w), y, v), x, u),
+    }
+    computed = {
+        "first": first_derivative(net, x, u),
+        "second": second_derivative(net, x, u, v),
+        "third": third_derivative(net, x, u, v, w),
+    }
+    for name, value in expected.items():
+        torch.testing.assert_close(computed[name], value, rtol=1e-12, atol=1e-12, msg=name)
+        assert not computed[name].requires_grad, name
+    assert all(parameter.grad is None for parameter in net.parameters())
+    constant = lambda y: torch.ones_like(y) * 2.0
+    linear = lambda y: y @ torch.tensor([[0.0, 1.0], [-1.0, 0.0]], dtype=F64)
+    assert torch.equal(first_derivative(constant, x, u), torch.zeros_like(x))
+    assert torch.equal(second_derivative(linear, x, u, v), torch.zeros_like(x))
+
+
 def test_unknown_elementary_differential_is_refused():
     with pytest.raises(ValueError, match="choose from: f, f'f"):
         elementary_differentials(PENDULUM.field, PENDULUM_POINTS, ["f'f'"])
