@@ -236,6 +236,9 @@ class TensorDataModule(pl.LightningDataModule):
         return self._eval("test")
 
     def tensors(self, split: str) -> Batch:
-        """The whole split as tensors (built on first use), for end-of-fit analysis."""
+        """The whole split as tensors (built on first use), for end-of-fit analysis; a split the
+        data does not have is a config mistake, named with the splits it has."""
         self.prepare()
+        if split not in self.splits:
+            raise ConfigError(f"no data split {split!r}; the data has: {', '.join(self.splits)}")
         return self.splits[split]

@@ -75,3 +75,19 @@ def test_a_chunk_of_several_passes_draws_each_pass_as_its_own_permutation():
         epoch["value"] = value
         per_pass += [b["x"] for c in single for b in c]
     assert all(torch.equal(a["x"], b) for a, b in zip(chunk, per_pass, strict=True))
+
+
+def test_an_unknown_split_is_a_config_error_naming_the_splits():
+    import pytest
+
+    from dlt_runner.core.datamodule import TensorDataModule
+    from dlt_runner.core.errors import ConfigError
+
+    class TwoSplits(TensorDataModule):
+        def build(self):
+            return {"train": {"x": torch.zeros(3, 2)}, "test": {"x": torch.ones(2, 2)}}
+
+    data = TwoSplits()
+    assert data.tensors("test")["x"].shape == (2, 2)
+    with pytest.raises(ConfigError, match="no data split 'krr'; the data has: train, test"):
+        data.tensors("krr")

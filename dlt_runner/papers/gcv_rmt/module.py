@@ -102,7 +102,7 @@ class KernelGCVModule(RunnerModule):
         datamodule = self.trainer.datamodule
         if datamodule is not None:
             for split in (self.krr_train_split, self.krr_test_split):
-                self._split(datamodule, split)
+                datamodule.tensors(split)
 
     def loss(self, batch: Batch) -> Tensor:
         return F.cross_entropy(self.net(batch["x"]), batch["y"])
@@ -116,8 +116,8 @@ class KernelGCVModule(RunnerModule):
 
     def analysis(self, datamodule: Any) -> dict[str, float | list[float]]:
         started = time.perf_counter()
-        train = self._split(datamodule, self.krr_train_split)
-        test = self._split(datamodule, self.krr_test_split)
+        train = datamodule.tensors(self.krr_train_split)
+        test = datamodule.tensors(self.krr_test_split)
         results: dict[str, float | list[float]] = {
             "analysis/log10_ridge": self.ridges.log10().tolist()
         }
@@ -134,12 +134,3 @@ class KernelGCVModule(RunnerModule):
         results["analysis/worst_median_rel_err"] = worst
         results["analysis/seconds"] = time.perf_counter() - started
         return results
-
-    @staticmethod
-    def _split(datamodule: Any, split: str) -> Batch:
-        datamodule.prepare()
-        if split not in datamodule.splits:
-            raise ConfigError(
-                f"no data split {split!r} for KRR; the data has: {', '.join(datamodule.splits)}"
-            )
-        return datamodule.tensors(split)

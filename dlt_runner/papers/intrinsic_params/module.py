@@ -84,7 +84,7 @@ class IntrinsicModule(RunnerModule):
 
     def pretrain_phi_in(self, datamodule: Any, epochs: int) -> None:
         """Adam on cross-entropy of head(phi_in(x)) over the related task, then re-freeze."""
-        data = self._split(datamodule, self.pretrain_split)
+        data = datamodule.tensors(self.pretrain_split)
         x, y = data["x"].to(self.device), data["y"].to(self.device)
         if int(y.max()) >= self.pretrain_head.out_features:
             raise ConfigError(
@@ -135,7 +135,7 @@ class IntrinsicModule(RunnerModule):
 
     def analysis(self, datamodule: Any) -> dict[str, float | list[float]]:
         started = time.perf_counter()
-        train, test = self._split(datamodule, "train"), self._split(datamodule, "test")
+        train, test = datamodule.tensors("train"), datamodule.tensors("test")
         results: dict[str, float | list[float]] = {
             "analysis/test_acc_target_task": self._accuracy(self.net, test),
             "analysis/train_acc": self._accuracy(self.net, train),
@@ -145,7 +145,7 @@ class IntrinsicModule(RunnerModule):
         results.update({f"analysis/{k}": v for k, v in parameter_counts(self.net).items()})
         if self.pretrain:
             classifier = nn.Sequential(self.net.phi_in, self.pretrain_head)
-            pretrain_test = self._split(datamodule, self.pretrain_test_split)
+            pretrain_test = datamodule.tensors(self.pretrain_test_split)
             results["analysis/pretrain_test_acc"] = self._accuracy(classifier, pretrain_test)
         results.update({f"analysis/{k}": v for k, v in self.pretrain_curves.items()})
         results["analysis/seconds"] = time.perf_counter() - started
@@ -153,12 +153,3 @@ class IntrinsicModule(RunnerModule):
 
     def _accuracy(self, net: nn.Module, data: Batch) -> float:
         return classifier_accuracy(net, data["x"].to(self.device), data["y"].to(self.device))
-
-    @staticmethod
-    def _split(datamodule: Any, split: str) -> Batch:
-        datamodule.prepare()
-        if split not in datamodule.splits:
-            raise ConfigError(
-                f"no data split {split!r}; the data has: {', '.join(datamodule.splits)}"
-            )
-        return datamodule.tensors(split)

@@ -127,7 +127,7 @@ class SignalPropModule(RunnerModule):
         """First `probe_points` points of the probe split and of the training split."""
         try:
             probe, train = datamodule.tensors(self.probe_split), datamodule.tensors("train")
-        except KeyError:
+        except ConfigError:
             raise ConfigError(
                 f"model.probe_split={self.probe_split!r} is not a data split; choose one of: "
                 f"{', '.join(datamodule.splits)}"
