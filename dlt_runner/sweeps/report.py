@@ -145,15 +145,8 @@ def plot_swept(runs: Sequence[Run], out_dir: Path) -> list[Path]:
                 name = ", ".join(f"{k}={v}" for k, v in zip(others, label, strict=True)) or metric
                 style = "-o" if numeric else "o"
                 axis.errorbar(xs, ys, yerr=errors, fmt=style, capsize=3, label=name)
-            axis.set_xlabel(key)
-            axis.set_ylabel(metric)
-            if len(lines) > 1:
-                axis.legend(fontsize=7)
-            figure.tight_layout()
             path = out_dir / f"{metric.replace('/', '_')}_vs_{key.replace('/', '_')}.png"
-            figure.savefig(path, dpi=100)
-            plt.close(figure)
-            written.append(path)
+            written.append(_save(figure, axis, (key, metric), len(lines) > 1, path))
     return written
 
 
@@ -189,16 +182,23 @@ def plot_curves(runs: Sequence[Run], out_dir: Path) -> list[Path]:
             label = ", ".join(f"{k}={chosen.get(k, '')}" for k in keys) or name
             axis.errorbar(range(length), ys, yerr=errors, fmt="-o", ms=3, capsize=2, label=label)
             drawn += 1
-        axis.set_xlabel("index")
-        axis.set_ylabel(name)
-        if drawn > 1:
-            axis.legend(fontsize=7)
-        figure.tight_layout()
         path = out_dir / f"curve_{name.replace('/', '_')}.png"
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
-        written.append(path)
+        written.append(_save(figure, axis, ("index", name), drawn > 1, path))
     return written
+
+
+def _save(figure: Any, axis: Any, labels: tuple[str, str], legend: bool, path: Path) -> Path:
+    """Label the axes (x, y), add a legend when several lines share them, write and close."""
+    import matplotlib.pyplot as plt
+
+    axis.set_xlabel(labels[0])
+    axis.set_ylabel(labels[1])
+    if legend:
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
 
 
 def _is_number(text: str | None) -> bool:

@@ -25,6 +25,17 @@ def _module(phi_in: str = "random", width: int = 8, epochs: int = 2) -> Intrinsi
     return IntrinsicModule(net, ADAM, phi_in=phi_in, pretrain_epochs=epochs)
 
 
+def _quiet_trainer(tmp_path, max_steps: int) -> pl.Trainer:
+    return pl.Trainer(
+        max_steps=max_steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+
+
 def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.detach().clone() for name, p in module.named_parameters()}
 
@@ -70,14 +81,7 @@ def test_lightning_fit_pretrains_once_and_keeps_frozen_parts(tmp_path):
     module = _module("pretrained", width=16, epochs=3)
     data = RelatedDigits(batch_size=64, steps_per_call=5)
     before = _snapshot(module.net)
-    trainer = pl.Trainer(
-        max_steps=10,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = _quiet_trainer(tmp_path, max_steps=10)
     trainer.fit(module, datamodule=data)
     after = _snapshot(module.net)
     assert not torch.equal(before["phi_in.0.weight"], after["phi_in.0.weight"])  # pre-trained
@@ -93,14 +97,7 @@ def test_lightning_fit_pretrains_once_and_keeps_frozen_parts(tmp_path):
 
     # A run whose phi_in is already pre-trained (a resumed one) does not pre-train again.
     pretrained = _snapshot(module.net.phi_in)
-    trainer = pl.Trainer(
-        max_steps=12,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = _quiet_trainer(tmp_path, max_steps=12)
     trainer.fit(module, datamodule=data)
     for name, p in module.net.phi_in.named_parameters():
         assert torch.equal(pretrained[name], p), name
