@@ -40,3 +40,18 @@ def train_full_batch(
         losses.append(float(loss.detach()))
     losses.append(float(objective(module, batch).detach()))
     return losses
+
+
+def quiet_trainer(max_steps: int, **options):
+    """A CPU Lightning Trainer that writes nothing (no logger, checkpoint, bar or summary)."""
+    import pytorch_lightning as pl
+
+    defaults = {
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "accelerator": "cpu",
+        "devices": 1,
+    }
+    return pl.Trainer(max_steps=max_steps, **{**defaults, **options})

@@ -10,6 +10,8 @@ from torch import nn
 from dlt_runner.core.datamodule import TensorDataModule
 from dlt_runner.core.module import RunnerModule
 
+from helpers import quiet_trainer
+
 
 class Regression(TensorDataModule):
     def build(self):
@@ -35,16 +37,7 @@ def _fit(direct: bool, max_steps: int = 23, steps_per_call: int = 5, batch_size:
         log_every_n_steps=4,
     )
     module.allow_direct_steps = direct
-    trainer = pl.Trainer(
-        max_steps=max_steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        accelerator="cpu",
-        devices=1,
-    )
+    trainer = quiet_trainer(max_steps, num_sanity_val_steps=0)
     trainer.fit(module, datamodule=Regression(batch_size=batch_size, steps_per_call=steps_per_call))
     return trainer, module
 

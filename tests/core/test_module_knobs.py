@@ -18,6 +18,8 @@ from dlt_runner.core.errors import ConfigError
 from dlt_runner.core.module import RunnerModule
 from dlt_runner.core.optim_steps import StepOptions
 
+from helpers import quiet_trainer
+
 STEPS = 50
 
 
@@ -73,16 +75,7 @@ class Automatic(pl.LightningModule):
 
 
 def _trainer(**options) -> pl.Trainer:
-    return pl.Trainer(
-        max_steps=STEPS,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        devices=1,
-        **options,
-    )
+    return quiet_trainer(STEPS, **options)
 
 
 def _through_runner(options: dict, direct: bool = True) -> tuple[pl.Trainer, nn.Module]:

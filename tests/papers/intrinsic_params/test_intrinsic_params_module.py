@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 
 from dlt_runner.papers.intrinsic_params import claim
@@ -14,7 +13,7 @@ from dlt_runner.papers.intrinsic_params.module import IntrinsicModule
 from dlt_runner.papers.intrinsic_params.nets import IntrinsicNet, PooledConvFeatures
 from dlt_runner.sweeps.runs import Run
 
-from helpers import train_full_batch
+from helpers import quiet_trainer, train_full_batch
 
 ADAM = functools.partial(torch.optim.Adam, lr=3e-3)
 
@@ -23,17 +22,6 @@ def _module(phi_in: str = "random", width: int = 8, epochs: int = 2) -> Intrinsi
     torch.manual_seed(0)
     net = IntrinsicNet(PooledConvFeatures(channels=(width, width)), k=4, hidden=32)
     return IntrinsicModule(net, ADAM, phi_in=phi_in, pretrain_epochs=epochs)
-
-
-def _quiet_trainer(tmp_path, max_steps: int) -> pl.Trainer:
-    return pl.Trainer(
-        max_steps=max_steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
 
 
 def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -81,7 +69,7 @@ def test_lightning_fit_pretrains_once_and_keeps_frozen_parts(tmp_path):
     module = _module("pretrained", width=16, epochs=3)
     data = RelatedDigits(batch_size=64, steps_per_call=5)
     before = _snapshot(module.net)
-    trainer = _quiet_trainer(tmp_path, max_steps=10)
+    trainer = quiet_trainer(10, default_root_dir=tmp_path)
     trainer.fit(module, datamodule=data)
     after = _snapshot(module.net)
     assert not torch.equal(before["phi_in.0.weight"], after["phi_in.0.weight"])  # pre-trained
@@ -97,7 +85,7 @@ def test_lightning_fit_pretrains_once_and_keeps_frozen_parts(tmp_path):
 
     # A run whose phi_in is already pre-trained (a resumed one) does not pre-train again.
     pretrained = _snapshot(module.net.phi_in)
-    trainer = _quiet_trainer(tmp_path, max_steps=12)
+    trainer = quiet_trainer(12, default_root_dir=tmp_path)
     trainer.fit(module, datamodule=data)
     for name, p in module.net.phi_in.named_parameters():
         assert torch.equal(pretrained[name], p), name
