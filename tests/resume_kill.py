@@ -1,5 +1,6 @@
-"""Test-only pieces for tests/test_resume.py: a callback that SIGKILLs a run at a chosen point,
-and an IMDE module whose loss draws from every random stream a run may use.
+"""Test-only pieces for the resume tests: a callback that SIGKILLs a run at a chosen point, one
+that holds a run still at a chosen step so a test can kill it from outside, and an IMDE module
+whose loss draws from every random stream a run may use.
 
 Used from a ``dlt-run`` subprocess (``tests/`` on its PYTHONPATH), e.g.
 ``+callbacks.kill._target_=resume_kill.KillAt +callbacks.kill.step=30
@@ -13,6 +14,7 @@ import os
 import random
 import signal
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,21 @@ class KillAt(pl.Callback):
     def on_save_checkpoint(self, trainer: pl.Trainer, *args: Any) -> None:
         if self._due(trainer, "assembling_checkpoint"):
             _die()
+
+
+class PauseAt(pl.Callback):
+    """After the first training step at or beyond ``step``, write ``marker`` and sleep until
+    killed: a test waiting for the marker then kills the process group at a known point,
+    however fast the run is."""
+
+    def __init__(self, step: int, marker: str) -> None:
+        self.step, self.marker = int(step), Path(marker)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        if trainer.global_step >= self.step:
+            self.marker.write_text(str(trainer.global_step))
+            while True:
+                time.sleep(60)
 
 
 class NoisyNeuralODE(NeuralODEModule):

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli
+from conftest import ROOT, cli
 
 from dlt_runner.core.wandb_reader import offline_runs, read_offline_run
 
@@ -109,21 +109,30 @@ def test_resume_after_sigkill_ends_like_an_uninterrupted_run(tmp_path):
     reference = tmp_path / "reference"
     _ok(cli("dlt-run", *long, f"hydra.run.dir={reference}", cwd=tmp_path))
 
-    run_dir = tmp_path / "killed"
-    env = {**os.environ, "DLT_ROOT": str(tmp_path), "WANDB_MODE": "offline"}
+    # The run holds still at step 300 (after several checkpoints) and is SIGKILLed from
+    # outside with its whole process group, W&B's service included.
+    run_dir, marker = tmp_path / "killed", tmp_path / "paused"
+    env = {
+        **os.environ,
+        "DLT_ROOT": str(tmp_path),
+        "WANDB_MODE": "offline",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
+    }
+    pause = ["+callbacks.pause._target_=resume_kill.PauseAt", "+callbacks.pause.step=300"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "dlt_runner", *long, f"hydra.run.dir={run_dir}"],
+        [sys.executable, "-m", "dlt_runner", *long, *pause, f"+callbacks.pause.marker={marker}"]
+        + [f"hydra.run.dir={run_dir}"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    last = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
-    while not last.exists() and process.poll() is None and time.time() < deadline:
+    while not marker.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    time.sleep(0.5)  # let the checkpoint write finish
+    assert marker.exists(), f"the run did not reach step 300 (exit code {process.poll()})"
+    assert (run_dir / "checkpoints" / "last.ckpt").exists()
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert not (run_dir / "metrics.json").exists(), "the run must be killed before it finishes"
