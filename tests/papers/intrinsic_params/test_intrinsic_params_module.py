@@ -91,13 +91,13 @@ def test_lightning_fit_pretrains_once_and_keeps_frozen_parts(tmp_path):
         assert torch.equal(pretrained[name], p), name
 
 
-def _run(sweep: str, metrics: dict) -> Run:
-    return Run(sweep, {"seed": "0"}, "ok", metrics, {}, Path("x"))
+def _run(sweep: str, metrics: dict, seed: int = 0) -> Run:
+    return Run(sweep, {"seed": str(seed)}, "ok", metrics, {}, Path("x"))
 
 
-def _intrinsic(pretrained: bool, k: int, acc: float) -> Run:
+def _intrinsic(pretrained: bool, k: int, acc: float, seed: int = 0) -> Run:
     return _run(
-        "intrinsic",
+        "intrinsic" if k == claim.CLAIM_K else "curve",
         {
             "analysis/pretrained": float(pretrained),
             "analysis/k": float(k),
@@ -107,6 +107,7 @@ def _intrinsic(pretrained: bool, k: int, acc: float) -> Run:
             "analysis/trainable_fraction": (257.0 * k + 10) / 43223,
             "analysis/pretrain_test_acc": 0.99,
         },
+        seed,
     )
 
 
@@ -129,3 +130,20 @@ def test_verdict_holds_and_fails_on_each_statement():
     runs[-2].metrics["analysis/trainable_fraction"] = 0.06
     assert [c.holds for c in claim.verdict(runs).checks] == [False, True, True]
     assert not claim.verdict(_runs(0.997, 0.970, 0.902)[1:]).holds  # no full-training run
+
+
+def test_verdict_judges_the_means_over_seeds():
+    """Seed 1 alone would fail the lead (random 0.95 > pre-trained 0.94); the means decide."""
+    runs = [
+        _run("full", {"analysis/test_acc_target_task": acc}, seed)
+        for seed, acc in enumerate((0.99, 0.98, 1.0))
+    ]
+    for seed, (pretrained, random) in enumerate(((0.97, 0.90), (0.94, 0.95), (0.97, 0.92))):
+        runs += [_intrinsic(True, 8, pretrained, seed), _intrinsic(False, 8, random, seed)]
+    runs += [_intrinsic(True, 2, 0.8), _intrinsic(False, 2, 0.6)]
+    result = claim.verdict(runs)
+    assert result.holds, result.checks
+    lead = result.checks[2].measured
+    assert "0.960 vs 0.923" in lead and "n=3, 3" in lead
+    assert "k=2: test acc random 0.600, pre-trained 0.800" in result.notes[0]
+    assert [note.split(":")[0] for note in result.notes[:2]] == ["k=2", "k=8"]
