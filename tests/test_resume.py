@@ -5,7 +5,8 @@ torch, NumPy and Python's ``random`` is killed with SIGKILL at five points (afte
 training step, during validation, while a checkpoint is assembled, half-way through
 writing a checkpoint file, between the best and last checkpoint files), resumed with
 ``ckpt_path=last``, and must end with the uninterrupted run's metrics (rel 1e-9, float64
-on CPU) and its CSV history (every row once).
+on CPU) and its CSV history (every row once). The same holds when the checkpoint was taken
+inside an epoch (``every_n_train_steps``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import signal
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import ROOT, cli
 
 # 3 minibatches per epoch, chunks of 2 and 1 optimiser steps, validation and checkpoint every
@@ -68,11 +70,29 @@ def reference(tmp_path_factory) -> Path:
     return run_dir
 
 
-@pytest.mark.parametrize(("step", "where"), KILLS, ids=[where for _, where in KILLS])
-def test_resumed_run_ends_like_the_uninterrupted_one(tmp_path, reference, step, where):
+# Checkpoints every 5 optimiser steps. Epoch e ends at step 3e + 3, so step 20 falls after the
+# first chunk of epoch 6, and step 30 ends epoch 9, whose validation is due. Killed at step 23
+# the run resumes inside epoch 6; killed at step 32, after epoch 9's validation.
+MID_EPOCH = [
+    "callbacks.model_checkpoint.every_n_epochs=null",
+    "+callbacks.model_checkpoint.every_n_train_steps=5",
+]
+CASES = [
+    *((step, where, [], None) for step, where in KILLS),
+    (22, "train", MID_EPOCH, 20),
+    (31, "train", MID_EPOCH, 30),
+]
+IDS = [*(where for _, where in KILLS), "step_checkpoint_mid_epoch", "step_checkpoint_at_epoch_end"]
+
+
+@pytest.mark.parametrize(("step", "where", "checkpoints", "resumed_at"), CASES, ids=IDS)
+def test_resumed_run_ends_like_the_uninterrupted_one(
+    tmp_path, reference, step, where, checkpoints, resumed_at
+):
     run_dir = tmp_path / "run"
     killed = _run(
         f"hydra.run.dir={run_dir}",
+        *checkpoints,
         "+callbacks.kill._target_=resume_kill.KillAt",
         f"+callbacks.kill.step={step}",
         f"+callbacks.kill.where={where}",
@@ -80,9 +100,13 @@ def test_resumed_run_ends_like_the_uninterrupted_one(tmp_path, reference, step, 
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert not (run_dir / "metrics.json").exists()
+    if resumed_at is not None:
+        last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+        assert last["global_step"] == resumed_at
 
-    resumed = _run(f"hydra.run.dir={run_dir}", "ckpt_path=last", cwd=tmp_path)
+    resumed = _run(f"hydra.run.dir={run_dir}", *checkpoints, "ckpt_path=last", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "dataloader is not resumable" not in resumed.stderr
     assert not list((run_dir / "checkpoints").glob(".*.partial")), "temporary files cleaned"
     expected, got = _metrics(reference), _metrics(run_dir)
     for name in COMPARED:

@@ -44,6 +44,11 @@ class TrainChunks:
     a pass is only a few small steps. Each pass draws its own permutation, which depends only on
     ``(seed, pass index)``, so a run resumed from an epoch-end checkpoint draws exactly the
     batches an uninterrupted run would.
+
+    A checkpoint taken inside an epoch (``every_n_train_steps``, SLURM's pre-emption save)
+    records the epoch and the chunks of it already trained (``state_dict``, Lightning's
+    resumable-loader interface); the first iteration after ``load_state_dict`` skips those
+    chunks, so the resumed run trains on the rest of the same permutation.
     """
 
     def __init__(
@@ -56,6 +61,7 @@ class TrainChunks:
         rank: int = 0,
         world_size: int = 1,
         shuffle: bool = True,
+        trained_in_epoch: Callable[[], int] = lambda: 0,
     ) -> None:
         self.data = data
         self.n = _length(data)
@@ -66,6 +72,20 @@ class TrainChunks:
         self.epoch = epoch
         self.rank, self.world_size = rank, world_size
         self.shuffle = shuffle
+        self.trained_in_epoch = trained_in_epoch
+        self._resume: tuple[int, int] | None = None  # (epoch, chunks trained) from a checkpoint
+
+    def state_dict(self) -> dict[str, int]:
+        """Where training is: the current epoch and how many of its chunks are trained."""
+        return {"epoch": self.epoch(), "chunks_trained": self.trained_in_epoch()}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume inside the checkpoint's epoch: its trained chunks are skipped once."""
+        self._resume = (int(state["epoch"]), int(state["chunks_trained"]))
+
+    def _chunks_to_skip(self) -> int:
+        resume, self._resume = self._resume, None
+        return resume[1] if resume is not None and resume[0] == self.epoch() else 0
 
     def steps_per_pass(self) -> int:
         """Minibatches in one pass over the data (1 when full-batch)."""
@@ -89,15 +109,22 @@ class TrainChunks:
         return math.ceil(self.steps_per_epoch() / self.steps_per_call)
 
     def __iter__(self) -> Iterator[list[Batch]]:
+        skip = self._chunks_to_skip()
         if self.full_batch:
             batch = self._shard(self.data)
-            for _ in range(len(self)):
+            for _ in range(skip, len(self)):
                 yield [batch] * self.steps_per_call
             return
-        passes, chunk = self.passes_per_epoch(), []
-        for data_pass in range(self.epoch() * passes, (self.epoch() + 1) * passes):
+        # Chunk c holds the epoch's minibatches c * steps_per_call, ...: skipping c chunks is
+        # starting at that minibatch.
+        epoch, passes, chunk = self.epoch(), self.passes_per_epoch(), []
+        first = skip * self.steps_per_call
+        for data_pass in range(epoch * passes, (epoch + 1) * passes):
+            start = max(0, first - (data_pass - epoch * passes) * self.steps_per_pass())
+            if start >= self.steps_per_pass():
+                continue
             order = self._order(data_pass)
-            for step in range(self.steps_per_pass()):
+            for step in range(start, self.steps_per_pass()):
                 chunk.append(self._take(order, step))
                 if len(chunk) == self.steps_per_call:
                     yield chunk
@@ -221,7 +248,15 @@ class TensorDataModule(pl.LightningDataModule):
             epoch=lambda: self.trainer.current_epoch if self.trainer is not None else 0,
             rank=rank,
             world_size=world_size,
+            trained_in_epoch=self._chunks_trained_in_epoch,
         )
+
+    def _chunks_trained_in_epoch(self) -> int:
+        """Lightning batches (our chunks) of the current epoch whose training step has run
+        (``processed``: ``ready`` already counts a batch that is fetched but not trained)."""
+        if self.trainer is None:
+            return 0
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def _eval(self, split: str) -> EvalBatches | list:
         if split not in self.splits:

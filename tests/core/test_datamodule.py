@@ -77,6 +77,40 @@ def test_a_chunk_of_several_passes_draws_each_pass_as_its_own_permutation():
     assert all(torch.equal(a["x"], b) for a, b in zip(chunk, per_pass, strict=True))
 
 
+def _xs(chunks) -> list[list[list[float]]]:
+    return [[batch["x"].tolist() for batch in chunk] for chunk in chunks]
+
+
+def test_a_loader_resumed_inside_an_epoch_serves_the_rest_of_that_epoch_once():
+    # 20 rows in minibatches of 3 -> 7 steps a pass, chunks of 2, 2, 2 and 1 steps.
+    trained = {"value": 0}
+    saved = TrainChunks(
+        _data(20), 3, 2, seed=4, epoch=lambda: 1, trained_in_epoch=lambda: trained["value"]
+    )
+    epoch = _xs(saved)
+    assert [len(chunk) for chunk in epoch] == [2, 2, 2, 1]
+    for done in range(len(epoch) + 1):
+        trained["value"] = done
+        state = saved.state_dict()
+        assert state == {"epoch": 1, "chunks_trained": done}
+        resumed = TrainChunks(_data(20), 3, 2, seed=4, epoch=lambda: 1)
+        resumed.load_state_dict(state)
+        assert _xs(resumed) == epoch[done:]
+        assert _xs(resumed) == epoch, "the skip applies to the first iteration only"
+    later = TrainChunks(_data(20), 3, 2, seed=4, epoch=lambda: 2)
+    later.load_state_dict({"epoch": 1, "chunks_trained": 3})
+    assert len(_xs(later)) == 4, "a state from another epoch skips nothing"
+
+
+def test_a_full_batch_loader_resumed_inside_an_epoch_serves_the_remaining_chunks():
+    # A full-batch epoch is one chunk: resumed after it, the epoch has nothing left.
+    loader = TrainChunks(_data(), None, steps_per_call=5, seed=0, epoch=lambda: 0)
+    loader.load_state_dict({"epoch": 0, "chunks_trained": 1})
+    assert list(loader) == [] and len(list(loader)) == 1
+    loader.load_state_dict({"epoch": 0, "chunks_trained": 0})
+    assert len(list(loader)) == 1
+
+
 def test_an_unknown_split_is_a_config_error_naming_the_splits():
     import pytest
 
