@@ -19,6 +19,12 @@ import sys
 from pathlib import Path
 
 
+def job_records(folder: Path) -> list[Path]:
+    """The jobs' ``metrics.json`` files below ``folder``; the copies W&B keeps with each run
+    (``<job>/wandb/<run>/files/metrics.json``) are not jobs."""
+    return [path for path in folder.rglob("metrics.json") if "wandb" not in path.parts]
+
+
 def invocation(folder: Path) -> dict | None:
     verdict = folder / "claims.md"
     if not verdict.exists():
@@ -29,7 +35,7 @@ def invocation(folder: Path) -> dict | None:
     started = dt.datetime.strptime(f"{stamp}_{clock}", "%Y-%m-%d_%H-%M-%S")
     wall = verdict.stat().st_mtime - started.timestamp()
     fits, runs, jobs = 0.0, 0.0, 0
-    for path in folder.rglob("metrics.json"):
+    for path in job_records(folder):
         record = json.loads(path.read_text())
         fits += record.get("timing", {}).get("fit_seconds", 0.0)
         runs += record.get("seconds", 0.0)
@@ -42,7 +48,7 @@ def papers_of_all(folder: Path) -> list[dict]:
     rows = []
     for paper in sorted(p for p in folder.iterdir() if p.is_dir()):
         starts = [p.stat().st_mtime for p in paper.rglob("multirun.yaml")]
-        records = list(paper.rglob("metrics.json"))
+        records = job_records(paper)
         if not starts or not records:
             continue
         ends = [p.stat().st_mtime for p in records]

@@ -15,6 +15,10 @@ def _job(folder: Path, fit: float, seconds: float, when: float) -> None:
     record = {"timing": {"fit_seconds": fit}, "seconds": seconds}
     (folder / "metrics.json").write_text(json.dumps(record))
     os.utime(folder / "metrics.json", (when, when))
+    # W&B keeps a copy of the record with the run's files: not a second job.
+    copy = folder / "wandb" / "offline-run-20261204_100000-abc" / "files" / "metrics.json"
+    copy.parent.mkdir(parents=True)
+    copy.write_text(json.dumps(record))
 
 
 def test_claims_overhead_lists_single_papers_and_the_papers_of_all(tmp_path):
