@@ -29,16 +29,17 @@ class ModelCheckpoint(_LightningModelCheckpoint):
         self._save_due = False
 
     def _step_or_time_due(self, trainer: pl.Trainer) -> bool:
-        due = (
-            self._every_n_train_steps >= 1 and trainer.global_step % self._every_n_train_steps == 0
-        )
-        if self._train_time_interval is not None and self._last_time_checked is not None:
-            now = time.monotonic()
-            if now - self._last_time_checked >= self._train_time_interval.total_seconds():
-                self._last_time_checked = now
-                due = True
+        if self._every_n_train_steps >= 1 and trainer.global_step % self._every_n_train_steps == 0:
+            return True
+        if self._train_time_interval is None or self._last_time_checked is None:
+            return False
+        now = time.monotonic()
+        due = now - self._last_time_checked >= self._train_time_interval.total_seconds()
         # Ranks may disagree about elapsed time: rank 0 decides for all (as Lightning does).
-        return bool(trainer.strategy.broadcast(due))
+        due = bool(trainer.strategy.broadcast(due))
+        if due:
+            self._last_time_checked = now
+        return due
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
         if self._step_or_time_due(trainer):
