@@ -154,7 +154,9 @@ def plot_curves(runs: Sequence[Run], out_dir: Path) -> list[Path]:
     """One figure per recorded curve: a line per setting (mean ± std over its seeds).
 
     Curves are lists against their own index (a layer, a width, a logged step...); runs of a
-    setting whose curves differ in length are drawn up to the shortest.
+    setting whose curves differ in length are drawn up to the shortest. A point that is not a
+    finite number (``null`` in ``metrics.json``: a NaN, e.g. a quantity a diverged or stalled
+    run never reached) is left out of that index's mean; an index with none is a gap.
     """
     names = sorted({name for run in runs if run.status == "ok" for name in run.curves})
     if not names:
@@ -175,8 +177,8 @@ def plot_curves(runs: Sequence[Run], out_dir: Path) -> list[Path]:
             if not curves:
                 continue
             length = min(len(c) for c in curves)
-            columns = [[c[i] for c in curves] for i in range(length)]
-            ys = [mean(column) for column in columns]
+            columns = [_finite(c[i] for c in curves) for i in range(length)]
+            ys = [mean(column) if column else math.nan for column in columns]
             errors = [stdev(column) if len(column) > 1 else 0.0 for column in columns]
             chosen = dict(setting)
             label = ", ".join(f"{k}={chosen.get(k, '')}" for k in keys) or name
@@ -185,6 +187,10 @@ def plot_curves(runs: Sequence[Run], out_dir: Path) -> list[Path]:
         path = out_dir / f"curve_{name.replace('/', '_')}.png"
         written.append(_save(figure, axis, ("index", name), drawn > 1, path))
     return written
+
+
+def _finite(values: Any) -> list[float]:
+    return [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
 
 
 def _save(figure: Any, axis: Any, labels: tuple[str, str], legend: bool, path: Path) -> Path:

@@ -82,3 +82,24 @@ def test_curves_get_one_plot_each_with_a_line_per_setting(tmp_path):
     paths = plot_curves(load_runs(tmp_path, "s"), tmp_path / "plots")
     assert [p.name for p in paths] == ["curve_analysis_acc.png"]
     assert paths[0].stat().st_size > 0
+
+
+def test_curves_with_points_a_run_never_reached_are_drawn_and_reported(tmp_path):
+    """A NaN in a curve (``null`` in metrics.json: e.g. the error at a train loss one init never
+    reached) is left out of that index's mean; an index with no finite point is a gap."""
+    (tmp_path / "multirun.yaml").write_text("{}")
+    curves = {0: [0.1, float("nan"), float("nan")], 1: [0.3, 0.2, float("nan")]}
+    for seed, curve in curves.items():
+        _job(tmp_path, seed, [f"seed={seed}"], {"a": 1.0})
+        write_metrics(
+            tmp_path / str(seed),
+            {"status": "ok", "metrics": {"a": 1.0}, "curves": {"analysis/err": curve}},
+        )
+    from dlt_runner.sweeps.report import plot_curves
+    from dlt_runner.sweeps.runs import load_runs
+
+    runs = load_runs(tmp_path, "s")
+    assert runs[0].curves["analysis/err"][1] is None, "NaN is written as null"
+    (path,) = plot_curves(runs, tmp_path / "plots")
+    assert path.stat().st_size > 0
+    assert main([str(tmp_path)]) == 0
