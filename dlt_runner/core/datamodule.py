@@ -45,10 +45,10 @@ class TrainChunks:
     ``(seed, pass index)``, so a run resumed from an epoch-end checkpoint draws exactly the
     batches an uninterrupted run would.
 
-    A checkpoint taken inside an epoch (``every_n_train_steps``, SLURM's pre-emption save)
-    records the epoch and the chunks of it already trained (``state_dict``, Lightning's
-    resumable-loader interface); the first iteration after ``load_state_dict`` skips those
-    chunks, so the resumed run trains on the rest of the same permutation.
+    A checkpoint taken inside an epoch (e.g. ``every_n_train_steps``) records the epoch and the
+    chunks of it already trained (``state_dict``, Lightning's resumable-loader interface); the
+    first iteration after ``load_state_dict`` skips those chunks, so the resumed run trains on
+    the rest of the same permutation.
     """
 
     def __init__(

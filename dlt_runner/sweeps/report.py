@@ -130,7 +130,7 @@ def plot_swept(runs: Sequence[Run], out_dir: Path) -> list[Path]:
             lines: dict[tuple, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
             for run in runs:
                 value = run.metrics.get(metric)
-                if run.status == "ok" and value is not None and math.isfinite(value):
+                if run.status == "ok" and _is_finite(value):
                     label = tuple(run.overrides.get(k, "") for k in others)
                     x = run.overrides.get(key, "")
                     lines[label][float(x) if numeric else x].append(value)
@@ -189,8 +189,13 @@ def plot_curves(runs: Sequence[Run], out_dir: Path) -> list[Path]:
     return written
 
 
+def _is_finite(value: Any) -> bool:
+    """A number that is not NaN or infinite (``metrics.json`` writes NaN as ``null``)."""
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def _finite(values: Any) -> list[float]:
-    return [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return [v for v in values if _is_finite(v)]
 
 
 def _save(figure: Any, axis: Any, labels: tuple[str, str], legend: bool, path: Path) -> Path:
